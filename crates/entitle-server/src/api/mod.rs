@@ -1,0 +1,104 @@
+//! HTTP APIs. The management API's routes are registered together with their OpenAPI
+//! descriptions, so the document served at `/api/v1/openapi.json` cannot drift from the code.
+
+pub mod admin;
+mod crud;
+pub mod entitlements;
+pub mod error;
+pub mod extract;
+pub mod ops;
+pub mod resources;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use std::sync::Arc;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use error::ApiError;
+use resources::*;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Entitle management API",
+        description = "The vendor's back end: catalogue, customers, entitlements, API keys and the event log. \
+                       Authenticate with `Authorization: Bearer <API key>`. Errors are \
+                       `{\"error\": {\"code\": \"…\", \"message\": \"…\"}}`; match on `code`. \
+                       Lists are cursor-paginated with `limit` and `after`."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "catalogue", description = "Products, features, attributes, editions, plans and offerings"),
+        (name = "customers", description = "Customers and their end users"),
+        (name = "entitlements", description = "Entitlements and their lifecycle"),
+        (name = "events", description = "The append-only record of every change"),
+        (name = "api-keys", description = "Keys for this API"),
+    )
+)]
+struct ManagementApi;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        }
+    }
+}
+
+fn management() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(products::create, products::list))
+        .routes(routes!(products::get, products::update))
+        .routes(routes!(features::create, features::list))
+        .routes(routes!(features::get, features::update))
+        .routes(routes!(attributes::create, attributes::list))
+        .routes(routes!(attributes::get, attributes::update))
+        .routes(routes!(editions::create, editions::list))
+        .routes(routes!(editions::get, editions::update))
+        .routes(routes!(plans::create, plans::list))
+        .routes(routes!(plans::get, plans::update))
+        .routes(routes!(offerings::create, offerings::list))
+        .routes(routes!(offerings::get, offerings::update))
+        .routes(routes!(customer_routes::create, customer_routes::list))
+        .routes(routes!(customer_routes::get, customer_routes::update))
+        .routes(routes!(end_users::create, end_users::list))
+        .routes(routes!(end_users::get, end_users::update))
+        .routes(routes!(entitlements::resource::create, entitlements::resource::list))
+        .routes(routes!(entitlements::resource::get, entitlements::resource::update))
+        .routes(routes!(entitlements::renew))
+        .routes(routes!(entitlements::change_offering))
+        .routes(routes!(entitlements::add_seats))
+        .routes(routes!(entitlements::disable))
+        .routes(routes!(entitlements::enable))
+        .routes(routes!(entitlements::reset_overrides))
+        .routes(routes!(admin::create_api_key, admin::list_api_keys))
+        .routes(routes!(admin::revoke_api_key))
+        .routes(routes!(admin::list_events))
+}
+
+/// The management API's OpenAPI document.
+pub fn openapi() -> OpenApiDoc {
+    let (_, doc) = OpenApiRouter::<AppState>::with_openapi(ManagementApi::openapi())
+        .nest("/api/v1", management())
+        .split_for_parts();
+    doc
+}
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = OpenApiRouter::with_openapi(ManagementApi::openapi())
+        .nest("/api/v1", management())
+        .split_for_parts();
+    let doc = Arc::new(doc);
+    api.route("/api/v1/openapi.json", get(move || std::future::ready(Json(doc.as_ref().clone()))))
+        .merge(ops::router())
+        .fallback(|| async { ApiError::not_found("route") })
+        .with_state(state)
+}

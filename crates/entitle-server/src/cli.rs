@@ -1,0 +1,134 @@
+//! The `entitle` command line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use std::io::Write;
+use std::path::PathBuf;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::{Config, ConfigLayer};
+use crate::domain::Name;
+use crate::store::Store;
+use crate::{demo, services, Application};
+
+#[derive(Debug, Parser)]
+#[command(name = "entitle", version, about = "Self-hosted entitlement and licensing server")]
+pub struct Cli {
+    /// A TOML file with settings (flags and environment variables win over it).
+    #[arg(long, env = "ENTITLE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: ConfigLayer,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Manage tenants (software vendors).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Seed a demo tenant with a good / better / best catalogue and print what to try.
+    Demo,
+    /// Exit 0 if the server at the configured address answers /healthz.
+    Healthcheck,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant; prints its id and first admin API key as JSON.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref(), cli.settings)?;
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Tenant {
+            command: TenantCommand::Create { name },
+        } => {
+            let name = Name::parse(name)?;
+            let store = Store::open(config.database_url.expose_secret()).await?;
+            let created = services::tenants::create(&store, &name).await?;
+            let out = serde_json::json!({
+                "tenant_id": created.tenant.id,
+                "api_key": created.admin_key.expose_secret(),
+            });
+            writeln!(std::io::stdout(), "{out:#}")?;
+            store.close().await;
+            Ok(())
+        }
+        Command::Demo => {
+            let store = Store::open(config.database_url.expose_secret()).await?;
+            let seeded = demo::seed(&store).await?;
+            writeln!(std::io::stdout(), "{}", demo::instructions(&seeded, &config.public_url))?;
+            store.close().await;
+            Ok(())
+        }
+        Command::Healthcheck => healthcheck(&config).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing::info!(data_dir = %config.data_dir.display(), database = %config.database_display(), "starting");
+    let app = Application::build(config).await?;
+    tracing::info!(address = %app.local_addr(), "listening");
+    app.run_until(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// A dependency-free HTTP/1.1 probe, for container health checks.
+async fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    let mut address = config.listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(std::time::Duration::from_secs(5), probe)
+        .await
+        .context("timed out")?
+        .with_context(|| format!("connecting to {address}"))?;
+    anyhow::ensure!(response.starts_with(b"HTTP/1.1 200"), "unhealthy answer from {address}");
+    writeln!(std::io::stdout(), "ok")?;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Configuration in layers: built-in defaults, then a TOML file (`--config`), then environment
+//! variables and command-line flags (clap merges those two; the flag wins).
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./entitle-data";
+
+/// One layer of settings; unset values fall through to the layer below.
+#[derive(Debug, Default, Clone, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ConfigLayer {
+    /// Address to listen on.
+    #[arg(long, env = "ENTITLE_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the SQLite database and mail files.
+    #[arg(long, env = "ENTITLE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://…` to run on PostgreSQL (default: SQLite in the data directory).
+    #[arg(long, env = "ENTITLE_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The base URL of links in mails, e.g. https://licensing.example.com.
+    #[arg(long, env = "ENTITLE_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+}
+
+impl ConfigLayer {
+    fn over(self, lower: ConfigLayer) -> ConfigLayer {
+        ConfigLayer {
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            database_url: self.database_url.or(lower.database_url),
+            public_url: self.public_url.or(lower.public_url),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// May hold a password: redacted in `Debug`.
+    pub database_url: SecretString,
+    pub public_url: String,
+}
+
+impl Config {
+    /// Resolves the layers: `overrides` (flags and environment) over the file over the defaults.
+    pub fn load(config_file: Option<&Path>, overrides: ConfigLayer) -> anyhow::Result<Config> {
+        let file = match config_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<ConfigLayer>(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => ConfigLayer::default(),
+        };
+        Config::from_layer(overrides.over(file))
+    }
+
+    pub fn from_layer(layer: ConfigLayer) -> anyhow::Result<Config> {
+        let listen = match layer.listen {
+            Some(listen) => listen,
+            None => DEFAULT_LISTEN.parse().context("default listen address")?,
+        };
+        let data_dir = layer.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = match layer.database_url {
+            Some(url) => url,
+            None => format!("sqlite://{}", data_dir.join("entitle.db").display()),
+        };
+        let public_url = layer
+            .public_url
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        Ok(Config {
+            listen,
+            data_dir,
+            database_url: SecretString::from(database_url),
+            public_url,
+        })
+    }
+
+    /// The database URL with any password masked, for logs.
+    pub fn database_display(&self) -> String {
+        let url = self.database_url.expose_secret();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let credentials = &url[scheme + 3..at];
+                match credentials.split_once(':') {
+                    Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                    None => url.to_owned(),
+                }
+            }
+            _ => url.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_zero_configuration() {
+        let config = Config::from_layer(ConfigLayer::default()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database_url.expose_secret(), "sqlite://./entitle-data/entitle.db");
+        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let dir = std::env::temp_dir().join(format!("entitle-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("entitle.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\ndata_dir = \"/var/lib/entitle\"\n").unwrap();
+        let flags = ConfigLayer { listen: Some("127.0.0.1:7000".parse().unwrap()), ..Default::default() };
+        let config = Config::load(Some(&file), flags).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/entitle"));
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        assert!(Config::load(Some(&file), ConfigLayer::default()).is_err(), "typos in the file are errors");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_logs() {
+        let layer = ConfigLayer { database_url: Some("postgres://app:hunter2@db/entitle".into()), ..Default::default() };
+        let config = Config::from_layer(layer).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert_eq!(config.database_display(), "postgres://app:***@db/entitle");
+    }
+}

@@ -1,0 +1,33 @@
+//! Pure business rules: no I/O, no clock, no database. Everything here is unit-tested.
+
+pub mod catalogue;
+pub mod codes;
+pub mod entitlement;
+pub mod ids;
+pub mod interval;
+pub mod keys;
+pub mod text;
+
+pub use catalogue::*;
+pub use codes::ActivationCode;
+pub use entitlement::*;
+pub use interval::{Interval, IntervalUnit};
+pub use keys::{ApiKeySecret, Role};
+pub use text::{Email, Key, Name, Sku};
+
+/// A request that breaks a business rule. `code` is stable and part of the API contract.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RuleViolation {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl RuleViolation {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Entitle: a self-hosted entitlement and licensing server.
+//!
+//! `main.rs` is a thin command-line shell over this library; tests drive the same
+//! [`app::Application`] on port 0.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod metrics;
+pub mod services;
+pub mod store;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Config;

@@ -1,0 +1,306 @@
+//! Entitlements with their feature and attribute grants.
+
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::rows::{some, RowExt};
+use super::{millis, opt_millis, Backend, StoreError, StoreResult};
+use crate::domain::{
+    ActivationCode, AttributeGrant, AttributeKind, ConcurrencyMode, Entitlement, FeatureGrant, FeatureKind, Key,
+    LicenseType, Overdraft, OverdraftKind, Periods, PlanKind, PlanStart, PlanTerms, Sku, Terms,
+};
+
+const COLUMNS: &str = "id, customer_id, product_id, offering_id, sku, order_ref, quantity, extra_seats, activation_code, \
+    seat_count, overdraft_kind, overdraft_value, concurrency_mode, lease_period, offline_lease_period, grace_period, \
+    linger_period, license_type, duration, start_mode, plan_kind, starts_at, base_expires_at, expires_at, disabled_at, overrides, \
+    seats_used, created_at, updated_at";
+
+pub async fn insert(conn: &mut AnyConnection, tenant_id: &str, e: &Entitlement) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO entitlements (id, tenant_id, customer_id, product_id, offering_id, sku, order_ref, quantity,
+            extra_seats, activation_code, seat_count, overdraft_kind, overdraft_value, concurrency_mode, lease_period,
+            offline_lease_period, grace_period, linger_period, license_type, duration, start_mode, plan_kind,
+            starts_at, base_expires_at, expires_at, disabled_at, overrides, seats_used, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+            $23, $24, $25, $26, $27, $28, $29, $30)",
+    )
+    .bind(&e.id)
+    .bind(tenant_id)
+    .bind(&e.customer_id)
+    .bind(&e.product_id)
+    .bind(&e.offering_id)
+    .bind(e.sku.as_str())
+    .bind(e.order_ref.as_deref())
+    .bind(e.quantity)
+    .bind(e.extra_seats)
+    .bind(e.activation_code.as_str())
+    .bind(e.terms.seat_count)
+    .bind(e.terms.overdraft.kind.as_str())
+    .bind(e.terms.overdraft.value as i64)
+    .bind(e.terms.concurrency_mode.as_str())
+    .bind(e.terms.periods.lease_period.to_string())
+    .bind(e.terms.periods.offline_lease_period.to_string())
+    .bind(e.terms.periods.grace_period.to_string())
+    .bind(e.terms.periods.linger_period.to_string())
+    .bind(e.plan.license_type.as_str())
+    .bind(e.plan.duration.to_string())
+    .bind(e.plan.start.as_str())
+    .bind(e.plan.kind.as_str())
+    .bind(opt_millis(e.starts_at))
+    .bind(opt_millis(e.base_expires_at))
+    .bind(opt_millis(e.expires_at))
+    .bind(opt_millis(e.disabled_at))
+    .bind(overrides_text(&e.overrides))
+    .bind(e.seats_used)
+    .bind(millis(e.created_at))
+    .bind(millis(e.updated_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    insert_grants(conn, e).await
+}
+
+/// Writes every value of `e` back, except the counters the licensing API owns (`seats_used`).
+pub async fn update(conn: &mut AnyConnection, tenant_id: &str, e: &Entitlement) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE entitlements SET offering_id = $3, sku = $4, order_ref = $5, quantity = $6, extra_seats = $7,
+            seat_count = $8, overdraft_kind = $9, overdraft_value = $10, concurrency_mode = $11, lease_period = $12,
+            offline_lease_period = $13, grace_period = $14, linger_period = $15, license_type = $16, duration = $17,
+            start_mode = $18, plan_kind = $19, starts_at = $20, base_expires_at = $21, expires_at = $22,
+            disabled_at = $23, overrides = $24, updated_at = $25
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(&e.id)
+    .bind(&e.offering_id)
+    .bind(e.sku.as_str())
+    .bind(e.order_ref.as_deref())
+    .bind(e.quantity)
+    .bind(e.extra_seats)
+    .bind(e.terms.seat_count)
+    .bind(e.terms.overdraft.kind.as_str())
+    .bind(e.terms.overdraft.value as i64)
+    .bind(e.terms.concurrency_mode.as_str())
+    .bind(e.terms.periods.lease_period.to_string())
+    .bind(e.terms.periods.offline_lease_period.to_string())
+    .bind(e.terms.periods.grace_period.to_string())
+    .bind(e.terms.periods.linger_period.to_string())
+    .bind(e.plan.license_type.as_str())
+    .bind(e.plan.duration.to_string())
+    .bind(e.plan.start.as_str())
+    .bind(e.plan.kind.as_str())
+    .bind(opt_millis(e.starts_at))
+    .bind(opt_millis(e.base_expires_at))
+    .bind(opt_millis(e.expires_at))
+    .bind(opt_millis(e.disabled_at))
+    .bind(overrides_text(&e.overrides))
+    .bind(millis(e.updated_at))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM entitlement_features WHERE entitlement_id = $1").bind(&e.id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM entitlement_attributes WHERE entitlement_id = $1").bind(&e.id).execute(&mut *conn).await?;
+    insert_grants(conn, e).await
+}
+
+async fn insert_grants(conn: &mut AnyConnection, e: &Entitlement) -> StoreResult<()> {
+    for grant in e.terms.features.values() {
+        sqlx::query(
+            "INSERT INTO entitlement_features (entitlement_id, feature_id, enabled, limit_value, overdraft, used)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&e.id)
+        .bind(&grant.feature_id)
+        .bind(grant.enabled as i64)
+        .bind(grant.limit)
+        .bind(grant.overdraft)
+        .bind(grant.used)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for grant in e.terms.attributes.values() {
+        sqlx::query("INSERT INTO entitlement_attributes (entitlement_id, attribute_id, value) VALUES ($1, $2, $3)")
+            .bind(&e.id)
+            .bind(&grant.attribute_id)
+            .bind(&grant.value)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Takes the entitlement's row lock for the rest of the transaction, so a read-modify-write of
+/// the entitlement cannot interleave with another. SQLite needs none: it has a single writer.
+pub async fn lock(conn: &mut AnyConnection, backend: Backend, tenant_id: &str, id: &str) -> StoreResult<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT id FROM entitlements WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Which entitlements a catalogue change reaches.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    Product(&'a str),
+    Edition(&'a str),
+    Plan(&'a str),
+    Offering(&'a str),
+}
+
+pub async fn ids_in_scope(conn: &mut AnyConnection, tenant_id: &str, scope: Scope<'_>) -> StoreResult<Vec<String>> {
+    let (condition, id) = match scope {
+        Scope::Product(id) => ("product_id = $2", id),
+        Scope::Offering(id) => ("offering_id = $2", id),
+        Scope::Edition(id) => ("offering_id IN (SELECT id FROM offerings WHERE tenant_id = $1 AND edition_id = $2)", id),
+        Scope::Plan(id) => ("offering_id IN (SELECT id FROM offerings WHERE tenant_id = $1 AND plan_id = $2)", id),
+    };
+    let sql = format!("SELECT id FROM entitlements WHERE tenant_id = $1 AND {condition} ORDER BY id");
+    let rows = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_all(conn).await?;
+    rows.iter().map(|row| row.text("id")).collect()
+}
+
+pub async fn get(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Entitlement>> {
+    let sql = format!("SELECT {COLUMNS} FROM entitlements WHERE tenant_id = $1 AND id = $2");
+    let row = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(&mut *conn).await?;
+    match row {
+        Some(row) => Ok(Some(with_grants(conn, &row).await?)),
+        None => Ok(None),
+    }
+}
+
+pub struct EntitlementFilter<'a> {
+    pub customer_id: Option<&'a str>,
+    pub sku: Option<&'a str>,
+    pub order_ref: Option<&'a str>,
+    pub after: &'a str,
+    pub limit: i64,
+}
+
+pub async fn list(conn: &mut AnyConnection, tenant_id: &str, filter: &EntitlementFilter<'_>) -> StoreResult<Vec<Entitlement>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM entitlements
+         WHERE tenant_id = $1 AND id > $2 AND ($3 = '' OR customer_id = $3) AND ($4 = '' OR sku = $4)
+           AND ($5 = '' OR order_ref = $5)
+         ORDER BY id LIMIT $6"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(filter.after)
+        .bind(filter.customer_id.unwrap_or(""))
+        .bind(filter.sku.unwrap_or(""))
+        .bind(filter.order_ref.unwrap_or(""))
+        .bind(filter.limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut entitlements = Vec::with_capacity(rows.len());
+    for row in &rows {
+        entitlements.push(with_grants(conn, row).await?);
+    }
+    Ok(entitlements)
+}
+
+fn overrides_text(overrides: &BTreeSet<String>) -> String {
+    serde_json::Value::from(overrides.iter().cloned().collect::<Vec<_>>()).to_string()
+}
+
+async fn with_grants(conn: &mut AnyConnection, row: &AnyRow) -> StoreResult<Entitlement> {
+    let id = row.text("id")?;
+    let feature_rows = sqlx::query(
+        "SELECT f.key, f.kind, ef.feature_id, ef.enabled, ef.limit_value, ef.overdraft, ef.used
+         FROM entitlement_features ef JOIN features f ON f.id = ef.feature_id WHERE ef.entitlement_id = $1",
+    )
+    .bind(&id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut features = BTreeMap::new();
+    for r in &feature_rows {
+        features.insert(
+            r.parsed("key", |s| Key::parse(s))?,
+            FeatureGrant {
+                feature_id: r.text("feature_id")?,
+                kind: r.parsed("kind", |s| some(FeatureKind::parse(s)))?,
+                enabled: r.int("enabled")? != 0,
+                limit: r.opt_int("limit_value")?,
+                overdraft: r.int("overdraft")?,
+                used: r.int("used")?,
+            },
+        );
+    }
+    let attribute_rows = sqlx::query(
+        "SELECT a.key, a.kind, ea.attribute_id, ea.value
+         FROM entitlement_attributes ea JOIN attributes a ON a.id = ea.attribute_id WHERE ea.entitlement_id = $1",
+    )
+    .bind(&id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut attributes = BTreeMap::new();
+    for r in &attribute_rows {
+        attributes.insert(
+            r.parsed("key", |s| Key::parse(s))?,
+            AttributeGrant {
+                attribute_id: r.text("attribute_id")?,
+                kind: r.parsed("kind", |s| some(AttributeKind::parse(s)))?,
+                value: r.text("value")?,
+            },
+        );
+    }
+    let overrides: Vec<String> = row.parsed("overrides", |s| serde_json::from_str(s))?;
+    Ok(Entitlement {
+        id,
+        customer_id: row.text("customer_id")?,
+        product_id: row.text("product_id")?,
+        offering_id: row.text("offering_id")?,
+        sku: row.parsed("sku", |s| Sku::parse(s))?,
+        order_ref: row.opt_text("order_ref")?,
+        quantity: row.int("quantity")?,
+        extra_seats: row.int("extra_seats")?,
+        activation_code: row.parsed("activation_code", |s| ActivationCode::parse(s))?,
+        terms: Terms {
+            seat_count: row.int("seat_count")?,
+            overdraft: Overdraft {
+                kind: row.parsed("overdraft_kind", |s| some(OverdraftKind::parse(s)))?,
+                value: u32::try_from(row.int("overdraft_value")?)
+                    .map_err(|_| StoreError::Corrupt("overdraft_value".into()))?,
+            },
+            concurrency_mode: row.parsed("concurrency_mode", |s| some(ConcurrencyMode::parse(s)))?,
+            periods: Periods {
+                lease_period: row.from_str("lease_period")?,
+                offline_lease_period: row.from_str("offline_lease_period")?,
+                grace_period: row.from_str("grace_period")?,
+                linger_period: row.from_str("linger_period")?,
+            },
+            features,
+            attributes,
+        },
+        plan: PlanTerms {
+            license_type: row.parsed("license_type", |s| some(LicenseType::parse(s)))?,
+            duration: row.from_str("duration")?,
+            start: row.parsed("start_mode", |s| some(PlanStart::parse(s)))?,
+            kind: row.parsed("plan_kind", |s| some(PlanKind::parse(s)))?,
+        },
+        starts_at: row.opt_time("starts_at")?,
+        base_expires_at: row.opt_time("base_expires_at")?,
+        expires_at: row.opt_time("expires_at")?,
+        disabled_at: row.opt_time("disabled_at")?,
+        overrides: overrides.into_iter().collect(),
+        seats_used: row.int("seats_used")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+/// Usage counters start again from zero (on renewal).
+pub async fn reset_usage(conn: &mut AnyConnection, entitlement_id: &str) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE entitlement_features SET used = 0 WHERE entitlement_id = $1
+           AND feature_id IN (SELECT id FROM features WHERE kind = 'usage_count')",
+    )
+    .bind(entitlement_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

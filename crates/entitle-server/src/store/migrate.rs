@@ -1,0 +1,79 @@
+//! A small migrator: numbered SQL files, applied in order, each in its own transaction, recorded in
+//! `schema_migrations`. Shared files run on both backends; dialect files only on theirs.
+
+use anyhow::Context;
+use sqlx::{Connection, Row};
+
+use super::{Backend, Store};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const SCHEMA: &str = include_str!("../../migrations/common/0001_schema.sql");
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "schema",
+        sqlite: SCHEMA,
+        postgres: SCHEMA,
+    },
+    Migration {
+        version: 2,
+        name: "events_append_only",
+        sqlite: include_str!("../../migrations/sqlite/0002_events_append_only.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_events_append_only.sql"),
+    },
+];
+
+pub(super) async fn run(store: &Store) -> anyhow::Result<()> {
+    let mut conn = store.write_conn().await?;
+    if store.backend == Backend::Postgres {
+        // Several instances may start at once against one database: one migrates, the others wait.
+        sqlx::query("SELECT pg_advisory_lock(7452012)").execute(&mut *conn).await?;
+    }
+    let result = apply_pending(store.backend, &mut conn).await;
+    if store.backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock(7452012)").execute(&mut *conn).await?;
+    }
+    result
+}
+
+async fn apply_pending(backend: Backend, conn: &mut sqlx::AnyConnection) -> anyhow::Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+    for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        let sql = match backend {
+            Backend::Sqlite => migration.sqlite,
+            Backend::Postgres => migration.postgres,
+        };
+        let mut tx = conn.begin().await?;
+        sqlx::raw_sql(sql)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("migration {} ({})", migration.version, migration.name))?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(migration.version)
+            .bind(migration.name)
+            .bind(chrono::Utc::now().timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+    }
+    Ok(())
+}

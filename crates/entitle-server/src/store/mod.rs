@@ -1,0 +1,165 @@
+//! Every SQL statement lives here. One set of SQL serves SQLite and PostgreSQL through sqlx's
+//! `Any` driver (`$n` placeholders, TEXT and BIGINT columns only); the few statements that must
+//! differ are chosen by [`Backend`].
+
+mod migrate;
+mod rows;
+
+pub mod api_keys;
+pub mod catalogue;
+pub mod customers;
+pub mod entitlements;
+pub mod events;
+pub mod tenants;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Connection, Transaction};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use sqlx::AnyConnection as Conn;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness constraint refused the write (a duplicate SKU, email, key…).
+    #[error("duplicate value")]
+    Duplicate,
+    /// A stored value could not be read back into its domain type.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl StoreError {
+    pub(crate) fn from_write(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => StoreError::Duplicate,
+            _ => StoreError::Database(error),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Connection pools. SQLite allows one writer at a time, so writes go through a single-connection
+/// pool (no `SQLITE_BUSY` races, no lock upgrades) while reads use several connections in WAL mode.
+/// On PostgreSQL both are the same pool.
+#[derive(Clone)]
+pub struct Store {
+    read: AnyPool,
+    write: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let store = if url.starts_with("sqlite:") {
+            Self::open_sqlite(url).await?
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .context("connecting to PostgreSQL")?;
+            Store {
+                read: pool.clone(),
+                write: pool,
+                backend: Backend::Postgres,
+            }
+        } else {
+            anyhow::bail!("unsupported database URL: use sqlite://PATH or postgres://…");
+        };
+        migrate::run(&store).await.context("applying database migrations")?;
+        Ok(store)
+    }
+
+    async fn open_sqlite(url: &str) -> anyhow::Result<Store> {
+        let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+        if let Some(path) = url.strip_prefix("sqlite://").and_then(|rest| rest.split('?').next()) {
+            if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+        }
+        let options = AnyConnectOptions::from_str(&url).context("parsing the SQLite URL")?;
+        let pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 10000",
+                        ] {
+                            sqlx::Executor::execute(&mut *conn, pragma).await?;
+                        }
+                        Ok(())
+                    })
+                })
+        };
+        let write = pool(1).connect_with(options.clone()).await.context("opening the SQLite database")?;
+        let read = pool(8).connect_with(options).await.context("opening the SQLite database")?;
+        Ok(Store {
+            read,
+            write,
+            backend: Backend::Sqlite,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A transaction for a unit of work that writes.
+    pub async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
+        Ok(self.write.begin().await?)
+    }
+
+    /// A connection for reads outside a transaction.
+    pub async fn read(&self) -> StoreResult<PoolConnection<Any>> {
+        Ok(self.read.acquire().await?)
+    }
+
+    /// For readiness checks: can we reach the database at all?
+    pub async fn ping(&self) -> StoreResult<()> {
+        let mut conn = self.read.acquire().await?;
+        conn.ping().await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    pub(crate) async fn write_conn(&self) -> StoreResult<PoolConnection<Any>> {
+        Ok(self.write.acquire().await?)
+    }
+}
+
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn opt_millis(at: Option<DateTime<Utc>>) -> Option<i64> {
+    at.map(millis)
+}
