@@ -108,7 +108,10 @@ mod tests {
     fn defaults_are_zero_configuration() {
         let config = Config::from_layer(ConfigLayer::default()).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.database_url.expose_secret(), "sqlite://./entitle-data/entitle.db");
+        assert_eq!(
+            config.database_url.expose_secret(),
+            "sqlite://./entitle-data/entitle.db"
+        );
         assert_eq!(config.public_url, "http://127.0.0.1:8080");
     }
 
@@ -118,17 +121,26 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("entitle.toml");
         std::fs::write(&file, "listen = \"0.0.0.0:9000\"\ndata_dir = \"/var/lib/entitle\"\n").unwrap();
-        let flags = ConfigLayer { listen: Some("127.0.0.1:7000".parse().unwrap()), ..Default::default() };
+        let flags = ConfigLayer {
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            ..Default::default()
+        };
         let config = Config::load(Some(&file), flags).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/entitle"));
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
-        assert!(Config::load(Some(&file), ConfigLayer::default()).is_err(), "typos in the file are errors");
+        assert!(
+            Config::load(Some(&file), ConfigLayer::default()).is_err(),
+            "typos in the file are errors"
+        );
     }
 
     #[test]
     fn secrets_stay_out_of_logs() {
-        let layer = ConfigLayer { database_url: Some("postgres://app:hunter2@db/entitle".into()), ..Default::default() };
+        let layer = ConfigLayer {
+            database_url: Some("postgres://app:hunter2@db/entitle".into()),
+            ..Default::default()
+        };
         let config = Config::from_layer(layer).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
         assert_eq!(config.database_display(), "postgres://app:***@db/entitle");

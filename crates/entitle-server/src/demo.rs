@@ -49,10 +49,23 @@ pub async fn seed(store: &Store) -> anyhow::Result<Seeded> {
         ("render_nodes", "Network render nodes", "element_pool"),
         ("cloud_renders", "Cloud renders per period", "usage_count"),
     ] {
-        cat::create_feature(store, &ctx, input(json!({"product_id": p, "key": key, "name": name, "kind": kind}))?).await?;
+        cat::create_feature(
+            store,
+            &ctx,
+            input(json!({"product_id": p, "key": key, "name": name, "kind": kind}))?,
+        )
+        .await?;
     }
-    for (key, name, kind) in [("max_users", "Maximum users", "number"), ("support_tier", "Support tier", "string")] {
-        cat::create_attribute(store, &ctx, input(json!({"product_id": p, "key": key, "name": name, "kind": kind}))?).await?;
+    for (key, name, kind) in [
+        ("max_users", "Maximum users", "number"),
+        ("support_tier", "Support tier", "string"),
+    ] {
+        cat::create_attribute(
+            store,
+            &ctx,
+            input(json!({"product_id": p, "key": key, "name": name, "kind": kind}))?,
+        )
+        .await?;
     }
     let editions = [
         ("Basic", json!([{"key": "raw_import"}]), 1, "community"),
@@ -74,15 +87,19 @@ pub async fn seed(store: &Store) -> anyhow::Result<Seeded> {
     let monthly = cat::create_plan(
         store,
         &ctx,
-        input(json!({"product_id": p, "name": "Monthly", "license_type": "subscription",
-                     "duration": {"unit": "month", "count": 1}}))?,
+        input(
+            json!({"product_id": p, "name": "Monthly", "license_type": "subscription",
+                     "duration": {"unit": "month", "count": 1}}),
+        )?,
     )
     .await?;
     let yearly = cat::create_plan(
         store,
         &ctx,
-        input(json!({"product_id": p, "name": "Yearly", "license_type": "subscription",
-                     "duration": {"unit": "year", "count": 1}}))?,
+        input(
+            json!({"product_id": p, "name": "Yearly", "license_type": "subscription",
+                     "duration": {"unit": "year", "count": 1}}),
+        )?,
     )
     .await?;
     let mut skus = Vec::new();
@@ -122,8 +139,10 @@ pub async fn seed(store: &Store) -> anyhow::Result<Seeded> {
     services::customers::create_end_user(
         store,
         &ctx,
-        input(json!({"customer_id": customer.id, "email": "ada@northwind.example", "name": "Ada Lovelace",
-                     "role": "admin"}))?,
+        input(
+            json!({"customer_id": customer.id, "email": "ada@northwind.example", "name": "Ada Lovelace",
+                     "role": "admin"}),
+        )?,
     )
     .await?;
     let entitlement = services::entitlements::create(

@@ -23,7 +23,10 @@ pub async fn create_api_key(
     ApiJson(body): ApiJson<NewApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let ctx = caller.require(Permission::ManageKeys)?;
-    Ok((StatusCode::CREATED, Json(api_keys::create(&app.store, &ctx, body).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(api_keys::create(&app.store, &ctx, body).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/api-keys", tag = "api-keys", params(Paging),
@@ -43,7 +46,11 @@ pub async fn list_api_keys(
 #[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
     responses((status = 200, body = ApiKey), (status = "4XX", body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn revoke_api_key(State(app): State<AppState>, caller: Caller, ApiPath(id): ApiPath<String>) -> ApiResult<Json<ApiKey>> {
+pub async fn revoke_api_key(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ApiKey>> {
     let ctx = caller.require(Permission::ManageKeys)?;
     Ok(Json(api_keys::revoke(&app.store, &ctx, &id).await?))
 }

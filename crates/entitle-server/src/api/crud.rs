@@ -22,9 +22,9 @@ macro_rules! crud {
             use $crate::services::Page;
 
             #[utoipa::path(post, path = $path, tag = $tag, operation_id = concat!("create_", $name),
-                request_body = $new,
-                responses((status = 201, body = $item), (status = "4XX", body = ErrorBody)),
-                security(("api_key" = [])))]
+                                request_body = $new,
+                                responses((status = 201, body = $item), (status = "4XX", body = ErrorBody)),
+                                security(("api_key" = [])))]
             pub async fn create(
                 State(app): State<AppState>,
                 caller: Caller,
@@ -35,9 +35,9 @@ macro_rules! crud {
             }
 
             #[utoipa::path(get, path = $path, tag = $tag, operation_id = concat!("list_", $name, "s"),
-                params($query),
-                responses((status = 200, body = Page<$item>), (status = "4XX", body = ErrorBody)),
-                security(("api_key" = [])))]
+                                params($query),
+                                responses((status = 200, body = Page<$item>), (status = "4XX", body = ErrorBody)),
+                                security(("api_key" = [])))]
             pub async fn list(
                 State(app): State<AppState>,
                 caller: Caller,
@@ -48,9 +48,9 @@ macro_rules! crud {
             }
 
             #[utoipa::path(get, path = $path_id, tag = $tag, operation_id = concat!("get_", $name),
-                params(("id" = String, Path)),
-                responses((status = 200, body = $item), (status = "4XX", body = ErrorBody)),
-                security(("api_key" = [])))]
+                                params(("id" = String, Path)),
+                                responses((status = 200, body = $item), (status = "4XX", body = ErrorBody)),
+                                security(("api_key" = [])))]
             pub async fn get(
                 State(app): State<AppState>,
                 caller: Caller,
@@ -61,10 +61,10 @@ macro_rules! crud {
             }
 
             #[utoipa::path(patch, path = $path_id, tag = $tag, operation_id = concat!("update_", $name),
-                params(("id" = String, Path)),
-                request_body = $patch,
-                responses((status = 200, body = $item), (status = "4XX", body = ErrorBody)),
-                security(("api_key" = [])))]
+                                params(("id" = String, Path)),
+                                request_body = $patch,
+                                responses((status = 200, body = $item), (status = "4XX", body = ErrorBody)),
+                                security(("api_key" = [])))]
             pub async fn update(
                 State(app): State<AppState>,
                 caller: Caller,

@@ -12,11 +12,23 @@ use crate::services::entitlements::{
     self, EntitlementPatch, EntitlementQuery, NewEntitlement, OfferingChange, Renewal, ResetOverrides, SeatAddition,
 };
 
-crud!(resource, "entitlements", "/entitlements", "/entitlements/{id}", "entitlement",
-    item = EntitlementView, new = NewEntitlement, patch = EntitlementPatch, query = EntitlementQuery,
-    create_permission = Permission::CreateEntitlements, update_permission = Permission::ManageEntitlements,
-    create = entitlements::create, list = entitlements::list,
-    get = entitlements::get, update = entitlements::update);
+crud!(
+    resource,
+    "entitlements",
+    "/entitlements",
+    "/entitlements/{id}",
+    "entitlement",
+    item = EntitlementView,
+    new = NewEntitlement,
+    patch = EntitlementPatch,
+    query = EntitlementQuery,
+    create_permission = Permission::CreateEntitlements,
+    update_permission = Permission::ManageEntitlements,
+    create = entitlements::create,
+    list = entitlements::list,
+    get = entitlements::get,
+    update = entitlements::update
+);
 
 /// Extends the licence period: from the old expiry while active or in grace, from now once
 /// expired. Usage counters start again from zero.
@@ -67,7 +79,11 @@ pub async fn add_seats(
 #[utoipa::path(post, path = "/entitlements/{id}/disable", tag = "entitlements", params(("id" = String, Path)),
     responses((status = 200, body = EntitlementView), (status = "4XX", body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn disable(State(app): State<AppState>, caller: Caller, ApiPath(id): ApiPath<String>) -> ApiResult<Json<EntitlementView>> {
+pub async fn disable(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<EntitlementView>> {
     let ctx = caller.require(Permission::ManageEntitlements)?;
     Ok(Json(entitlements::disable(&app.store, &ctx, &id).await?))
 }
@@ -75,7 +91,11 @@ pub async fn disable(State(app): State<AppState>, caller: Caller, ApiPath(id): A
 #[utoipa::path(post, path = "/entitlements/{id}/enable", tag = "entitlements", params(("id" = String, Path)),
     responses((status = 200, body = EntitlementView), (status = "4XX", body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn enable(State(app): State<AppState>, caller: Caller, ApiPath(id): ApiPath<String>) -> ApiResult<Json<EntitlementView>> {
+pub async fn enable(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<EntitlementView>> {
     let ctx = caller.require(Permission::ManageEntitlements)?;
     Ok(Json(entitlements::enable(&app.store, &ctx, &id).await?))
 }

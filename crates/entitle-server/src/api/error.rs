@@ -53,7 +53,11 @@ impl ApiError {
     }
 
     pub fn forbidden() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "this API key's role does not allow this action")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this API key's role does not allow this action",
+        )
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -107,9 +111,11 @@ impl From<JsonRejection> for ApiError {
                 "unsupported_media_type",
                 "send the body as JSON with Content-Type: application/json",
             ),
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
-            }
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is too large",
+            ),
             other => ApiError::new(other.status(), "invalid_body", message),
         }
     }

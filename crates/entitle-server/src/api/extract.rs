@@ -1,8 +1,8 @@
 //! Extractors whose rejections are `ApiError`s, and the authenticated caller.
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 
@@ -123,7 +123,9 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|secret| !secret.is_empty() && secret.len() <= 256)
             .ok_or_else(ApiError::unauthorized)?;
-        let owner = api_keys::authenticate(&state.store, secret).await?.ok_or_else(ApiError::unauthorized)?;
+        let owner = api_keys::authenticate(&state.store, secret)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -139,7 +141,15 @@ mod tests {
     #[test]
     fn roles_grant_what_they_say() {
         use Permission::*;
-        let all = [Read, ManageCatalogue, CreateCustomers, ManageCustomers, CreateEntitlements, ManageEntitlements, ManageKeys];
+        let all = [
+            Read,
+            ManageCatalogue,
+            CreateCustomers,
+            ManageCustomers,
+            CreateEntitlements,
+            ManageEntitlements,
+            ManageKeys,
+        ];
         assert!(all.iter().all(|p| allows(Role::Admin, *p)));
         let support: Vec<_> = all.iter().filter(|p| allows(Role::Support, **p)).collect();
         assert_eq!(support, [&Read, &ManageEntitlements]);

@@ -97,8 +97,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", management())
         .split_for_parts();
     let doc = Arc::new(doc);
-    api.route("/api/v1/openapi.json", get(move || std::future::ready(Json(doc.as_ref().clone()))))
-        .merge(ops::router())
-        .fallback(|| async { ApiError::not_found("route") })
-        .with_state(state)
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || std::future::ready(Json(doc.as_ref().clone()))),
+    )
+    .merge(ops::router())
+    .fallback(|| async { ApiError::not_found("route") })
+    .with_state(state)
 }

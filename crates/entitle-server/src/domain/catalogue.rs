@@ -162,7 +162,12 @@ impl FeatureValue {
     }
 }
 
-pub fn check_feature_limits(key: &Key, kind: FeatureKind, limit: Option<i64>, overdraft: i64) -> Result<(), RuleViolation> {
+pub fn check_feature_limits(
+    key: &Key,
+    kind: FeatureKind,
+    limit: Option<i64>,
+    overdraft: i64,
+) -> Result<(), RuleViolation> {
     let invalid = |message: String| Err(RuleViolation::new("invalid_feature_value", message));
     match kind {
         FeatureKind::Bool if limit.is_some() || overdraft != 0 => {
@@ -178,7 +183,11 @@ pub fn check_feature_limits(key: &Key, kind: FeatureKind, limit: Option<i64>, ov
 }
 
 /// An attribute value as stored (text), converted to and from JSON according to the attribute's kind.
-pub fn attribute_value_from_json(key: &Key, kind: AttributeKind, value: &serde_json::Value) -> Result<String, RuleViolation> {
+pub fn attribute_value_from_json(
+    key: &Key,
+    kind: AttributeKind,
+    value: &serde_json::Value,
+) -> Result<String, RuleViolation> {
     let invalid = |expected: &str| {
         Err(RuleViolation::new(
             "invalid_attribute_value",
@@ -186,11 +195,15 @@ pub fn attribute_value_from_json(key: &Key, kind: AttributeKind, value: &serde_j
         ))
     };
     match (kind, value) {
-        (AttributeKind::Number, serde_json::Value::Number(n)) if n.as_f64().is_some_and(f64::is_finite) => Ok(n.to_string()),
+        (AttributeKind::Number, serde_json::Value::Number(n)) if n.as_f64().is_some_and(f64::is_finite) => {
+            Ok(n.to_string())
+        }
         (AttributeKind::Number, _) => invalid("a number"),
         (AttributeKind::String, serde_json::Value::String(s)) if s.chars().count() <= 1000 => Ok(s.clone()),
         (AttributeKind::String, _) => invalid("a string of at most 1000 characters"),
-        (AttributeKind::Date, serde_json::Value::String(s)) if NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() => Ok(s.clone()),
+        (AttributeKind::Date, serde_json::Value::String(s)) if NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() => {
+            Ok(s.clone())
+        }
         (AttributeKind::Date, _) => invalid("a date such as \"2026-12-31\""),
     }
 }
@@ -240,10 +253,9 @@ impl PlanTerms {
                 "invalid_plan",
                 "a subscription plan needs a duration",
             )),
-            LicenseType::Perpetual if !self.duration.is_none() => Err(RuleViolation::new(
-                "invalid_plan",
-                "a perpetual plan has no duration",
-            )),
+            LicenseType::Perpetual if !self.duration.is_none() => {
+                Err(RuleViolation::new("invalid_plan", "a perpetual plan has no duration"))
+            }
             _ => Ok(()),
         }
     }
@@ -278,7 +290,10 @@ pub struct Offering {
 
 pub fn check_seat_count(seats: i64) -> Result<(), RuleViolation> {
     if !(0..=1_000_000_000).contains(&seats) {
-        return Err(RuleViolation::new("invalid_seat_count", "a seat count must be between 0 and 1000000000"));
+        return Err(RuleViolation::new(
+            "invalid_seat_count",
+            "a seat count must be between 0 and 1000000000",
+        ));
     }
     Ok(())
 }
@@ -321,12 +336,29 @@ mod tests {
 
     #[test]
     fn overdraft_allowance() {
-        let pct = Overdraft { kind: OverdraftKind::Percentage, value: 10 };
+        let pct = Overdraft {
+            kind: OverdraftKind::Percentage,
+            value: 10,
+        };
         assert_eq!(pct.allowance(5), Some(1));
         assert_eq!(pct.allowance(100), Some(10));
         assert_eq!(Overdraft::NONE.allowance(10), Some(0));
-        assert_eq!(Overdraft { kind: OverdraftKind::Absolute, value: 3 }.allowance(10), Some(3));
-        assert_eq!(Overdraft { kind: OverdraftKind::Unlimited, value: 0 }.allowance(10), None);
+        assert_eq!(
+            Overdraft {
+                kind: OverdraftKind::Absolute,
+                value: 3
+            }
+            .allowance(10),
+            Some(3)
+        );
+        assert_eq!(
+            Overdraft {
+                kind: OverdraftKind::Unlimited,
+                value: 0
+            }
+            .allowance(10),
+            None
+        );
     }
 
     #[test]
@@ -345,7 +377,10 @@ mod tests {
     #[test]
     fn attribute_values_match_their_kind() {
         let key = Key::parse("a").unwrap();
-        assert_eq!(attribute_value_from_json(&key, AttributeKind::Number, &json!(25)).unwrap(), "25");
+        assert_eq!(
+            attribute_value_from_json(&key, AttributeKind::Number, &json!(25)).unwrap(),
+            "25"
+        );
         assert!(attribute_value_from_json(&key, AttributeKind::Number, &json!("25")).is_err());
         assert!(attribute_value_from_json(&key, AttributeKind::Date, &json!("2026-02-30")).is_err());
         assert!(attribute_value_from_json(&key, AttributeKind::Date, &json!("2026-02-28")).is_ok());

@@ -114,7 +114,12 @@ mod tests {
             let code = ActivationCode::generate();
             assert_eq!(code.as_str().len(), 29);
             assert_eq!(ActivationCode::parse(code.as_str()).unwrap(), code);
-            let sloppy = code.as_str().replace('-', " ").to_lowercase().replace('0', "o").replace('1', "l");
+            let sloppy = code
+                .as_str()
+                .replace('-', " ")
+                .to_lowercase()
+                .replace('0', "o")
+                .replace('1', "l");
             assert_eq!(ActivationCode::parse(&sloppy).unwrap(), code);
         }
     }

@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 use super::catalogue::text_enum;
 use super::{
     attribute_value_to_json, check_seat_count, ActivationCode, Attribute, AttributeKind, ConcurrencyMode, Edition,
-    Feature, FeatureKind, Interval, Key, LicenseType, Offering, Overdraft, Periods, Plan, PlanStart, PlanTerms, Product,
-    RuleViolation, Sku,
+    Feature, FeatureKind, Interval, Key, LicenseType, Offering, Overdraft, Periods, Plan, PlanStart, PlanTerms,
+    Product, RuleViolation, Sku,
 };
 
 text_enum!(
@@ -469,14 +469,35 @@ mod tests {
     fn status_follows_dates_and_flags() {
         let grace = Interval::days(3);
         assert_eq!(status(t(5), None, None, grace, false), EntitlementStatus::Created);
-        assert_eq!(status(t(5), Some(t(6)), Some(t(9)), grace, false), EntitlementStatus::Created);
+        assert_eq!(
+            status(t(5), Some(t(6)), Some(t(9)), grace, false),
+            EntitlementStatus::Created
+        );
         assert_eq!(status(t(5), Some(t(1)), None, grace, false), EntitlementStatus::Active);
-        assert_eq!(status(t(5), Some(t(1)), Some(t(6)), grace, false), EntitlementStatus::Active);
-        assert_eq!(status(t(6), Some(t(1)), Some(t(6)), grace, false), EntitlementStatus::Grace);
-        assert_eq!(status(t(8), Some(t(1)), Some(t(6)), grace, false), EntitlementStatus::Grace);
-        assert_eq!(status(t(9), Some(t(1)), Some(t(6)), grace, false), EntitlementStatus::Expired);
-        assert_eq!(status(t(9), Some(t(1)), Some(t(6)), Interval::NONE, false), EntitlementStatus::Expired);
-        assert_eq!(status(t(2), Some(t(1)), Some(t(6)), grace, true), EntitlementStatus::Disabled);
+        assert_eq!(
+            status(t(5), Some(t(1)), Some(t(6)), grace, false),
+            EntitlementStatus::Active
+        );
+        assert_eq!(
+            status(t(6), Some(t(1)), Some(t(6)), grace, false),
+            EntitlementStatus::Grace
+        );
+        assert_eq!(
+            status(t(8), Some(t(1)), Some(t(6)), grace, false),
+            EntitlementStatus::Grace
+        );
+        assert_eq!(
+            status(t(9), Some(t(1)), Some(t(6)), grace, false),
+            EntitlementStatus::Expired
+        );
+        assert_eq!(
+            status(t(9), Some(t(1)), Some(t(6)), Interval::NONE, false),
+            EntitlementStatus::Expired
+        );
+        assert_eq!(
+            status(t(2), Some(t(1)), Some(t(6)), grace, true),
+            EntitlementStatus::Disabled
+        );
     }
 
     #[test]
@@ -485,16 +506,34 @@ mod tests {
         let grace = Interval::days(3);
         let d = plan.duration;
         // active
-        assert_eq!(renewed_period(&plan, d, Some(t(1)), Some(t(11)), grace, t(5)).unwrap(), (t(1), t(21)));
-        // in grace
-        assert_eq!(renewed_period(&plan, d, Some(t(1)), Some(t(11)), grace, t(12)).unwrap(), (t(1), t(21)));
-        // expired
-        assert_eq!(renewed_period(&plan, d, Some(t(1)), Some(t(11)), grace, t(20)).unwrap(), (t(1), t(30)));
-        // not yet started
-        assert_eq!(renewed_period(&plan, d, None, None, grace, t(4)).unwrap(), (t(4), t(14)));
-        let perpetual = PlanTerms { license_type: LicenseType::Perpetual, duration: Interval::NONE, ..plan };
         assert_eq!(
-            renewed_period(&perpetual, Interval::NONE, Some(t(1)), None, grace, t(2)).unwrap_err().code,
+            renewed_period(&plan, d, Some(t(1)), Some(t(11)), grace, t(5)).unwrap(),
+            (t(1), t(21))
+        );
+        // in grace
+        assert_eq!(
+            renewed_period(&plan, d, Some(t(1)), Some(t(11)), grace, t(12)).unwrap(),
+            (t(1), t(21))
+        );
+        // expired
+        assert_eq!(
+            renewed_period(&plan, d, Some(t(1)), Some(t(11)), grace, t(20)).unwrap(),
+            (t(1), t(30))
+        );
+        // not yet started
+        assert_eq!(
+            renewed_period(&plan, d, None, None, grace, t(4)).unwrap(),
+            (t(4), t(14))
+        );
+        let perpetual = PlanTerms {
+            license_type: LicenseType::Perpetual,
+            duration: Interval::NONE,
+            ..plan
+        };
+        assert_eq!(
+            renewed_period(&perpetual, Interval::NONE, Some(t(1)), None, grace, t(2))
+                .unwrap_err()
+                .code,
             "not_renewable"
         );
     }
@@ -502,21 +541,47 @@ mod tests {
     #[test]
     fn plan_changes_keep_the_period_where_it_makes_sense() {
         let monthly = monthly();
-        let perpetual = PlanTerms { license_type: LicenseType::Perpetual, duration: Interval::NONE, ..monthly };
-        assert_eq!(period_after_plan_change(&monthly, Some(t(1)), Some(t(11)), t(5)), (Some(t(1)), Some(t(11))));
-        assert_eq!(period_after_plan_change(&perpetual, Some(t(1)), Some(t(11)), t(5)), (Some(t(1)), None));
-        assert_eq!(period_after_plan_change(&monthly, Some(t(1)), None, t(5)), (Some(t(1)), Some(t(15))));
-        assert_eq!(period_after_plan_change(&monthly, None, None, t(5)), (Some(t(5)), Some(t(15))));
-        let on_activation = PlanTerms { start: PlanStart::OnFirstActivation, ..monthly };
+        let perpetual = PlanTerms {
+            license_type: LicenseType::Perpetual,
+            duration: Interval::NONE,
+            ..monthly
+        };
+        assert_eq!(
+            period_after_plan_change(&monthly, Some(t(1)), Some(t(11)), t(5)),
+            (Some(t(1)), Some(t(11)))
+        );
+        assert_eq!(
+            period_after_plan_change(&perpetual, Some(t(1)), Some(t(11)), t(5)),
+            (Some(t(1)), None)
+        );
+        assert_eq!(
+            period_after_plan_change(&monthly, Some(t(1)), None, t(5)),
+            (Some(t(1)), Some(t(15)))
+        );
+        assert_eq!(
+            period_after_plan_change(&monthly, None, None, t(5)),
+            (Some(t(5)), Some(t(15)))
+        );
+        let on_activation = PlanTerms {
+            start: PlanStart::OnFirstActivation,
+            ..monthly
+        };
         assert_eq!(period_after_plan_change(&on_activation, None, None, t(5)), (None, None));
     }
 
     #[test]
     fn initial_period_depends_on_the_plan() {
         assert_eq!(initial_period(&monthly(), t(1)), (Some(t(1)), Some(t(11))));
-        let on_activation = PlanTerms { start: PlanStart::OnFirstActivation, ..monthly() };
+        let on_activation = PlanTerms {
+            start: PlanStart::OnFirstActivation,
+            ..monthly()
+        };
         assert_eq!(initial_period(&on_activation, t(1)), (None, None));
-        let perpetual = PlanTerms { license_type: LicenseType::Perpetual, duration: Interval::NONE, ..monthly() };
+        let perpetual = PlanTerms {
+            license_type: LicenseType::Perpetual,
+            duration: Interval::NONE,
+            ..monthly()
+        };
         assert_eq!(initial_period(&perpetual, t(1)), (Some(t(1)), None));
     }
 
@@ -548,7 +613,10 @@ mod tests {
 
     #[test]
     fn merge_keeps_overrides_and_usage_and_takes_the_rest_from_the_offering() {
-        let current = terms(50, &[("exports", Some(999), 7), ("api", Some(10), 4), ("gone", None, 1)]);
+        let current = terms(
+            50,
+            &[("exports", Some(999), 7), ("api", Some(10), 4), ("gone", None, 1)],
+        );
         let inherited = terms(5, &[("exports", Some(100), 0), ("api", Some(20), 0), ("new", None, 0)]);
         let overrides: BTreeSet<String> = ["seat_count".to_string(), "features.exports".to_string()].into();
         let merged = merge_terms(&current, inherited, &overrides);
@@ -575,7 +643,13 @@ mod tests {
     #[test]
     fn template_multiplies_seats_and_resolves_keys() {
         let now = t(1);
-        let product = Product { id: "prd".into(), name: Name::parse("P").unwrap(), periods: Periods::default(), created_at: now, updated_at: now };
+        let product = Product {
+            id: "prd".into(),
+            name: Name::parse("P").unwrap(),
+            periods: Periods::default(),
+            created_at: now,
+            updated_at: now,
+        };
         let feature = Feature {
             id: "fea_1".into(),
             product_id: "prd".into(),
@@ -589,12 +663,23 @@ mod tests {
             id: "edi".into(),
             product_id: "prd".into(),
             name: Name::parse("Pro").unwrap(),
-            features: vec![FeatureValue { key: key("exports"), limit: Some(3), overdraft: 0 }],
+            features: vec![FeatureValue {
+                key: key("exports"),
+                limit: Some(3),
+                overdraft: 0,
+            }],
             attributes: vec![],
             created_at: now,
             updated_at: now,
         };
-        let plan = Plan { id: "pln".into(), product_id: "prd".into(), name: Name::parse("M").unwrap(), terms: monthly(), created_at: now, updated_at: now };
+        let plan = Plan {
+            id: "pln".into(),
+            product_id: "prd".into(),
+            name: Name::parse("M").unwrap(),
+            terms: monthly(),
+            created_at: now,
+            updated_at: now,
+        };
         let offering = Offering {
             id: "off".into(),
             product_id: "prd".into(),
@@ -609,7 +694,14 @@ mod tests {
             updated_at: now,
         };
         let features = [feature];
-        let template = OfferingTemplate { offering: &offering, plan: &plan, product: &product, edition: &edition, features: &features, attributes: &[] };
+        let template = OfferingTemplate {
+            offering: &offering,
+            plan: &plan,
+            product: &product,
+            edition: &edition,
+            features: &features,
+            attributes: &[],
+        };
         let terms = template.terms(3, 2).unwrap();
         assert_eq!(terms.seat_count, 17);
         assert_eq!(terms.concurrency_mode, ConcurrencyMode::Concurrent);

@@ -185,7 +185,12 @@ mod tests {
 
     #[test]
     fn round_trips_through_text() {
-        for interval in [Interval::days(30), Interval::months(12), Interval::NONE, Interval::hours(1)] {
+        for interval in [
+            Interval::days(30),
+            Interval::months(12),
+            Interval::NONE,
+            Interval::hours(1),
+        ] {
             assert_eq!(interval.to_string().parse::<Interval>().unwrap(), interval);
         }
         assert!("3 fortnight".parse::<Interval>().is_err());
@@ -195,7 +200,10 @@ mod tests {
     #[test]
     fn zero_count_is_none_and_huge_counts_are_refused() {
         assert!(Interval::new(IntervalUnit::Day, 0).unwrap().is_none());
-        assert_eq!(Interval::new(IntervalUnit::Year, 101).unwrap_err().code, "invalid_interval");
+        assert_eq!(
+            Interval::new(IntervalUnit::Year, 101).unwrap_err().code,
+            "invalid_interval"
+        );
         let parsed: Interval = serde_json::from_str(r#"{"unit":"none"}"#).unwrap();
         assert!(parsed.is_none());
         assert!(serde_json::from_str::<Interval>(r#"{"unit":"day","count":-1}"#).is_err());

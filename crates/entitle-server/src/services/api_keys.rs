@@ -32,7 +32,12 @@ fn expose<S: serde::Serializer>(secret: &SecretString, serializer: S) -> Result<
     serializer.serialize_str(secret.expose_secret())
 }
 
-pub(crate) async fn insert(conn: &mut AnyConnection, ctx: &Ctx, name: Name, role: Role) -> ServiceResult<(ApiKey, SecretString)> {
+pub(crate) async fn insert(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    name: Name,
+    role: Role,
+) -> ServiceResult<(ApiKey, SecretString)> {
     let generated = ApiKeySecret::generate();
     let key = ApiKey {
         id: ids::new_id("key"),

@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 use super::entitlements::{reapply_offerings, Scope};
 use super::{changes, found, on_duplicate, record, snapshot, Ctx, Page, Paging, ServiceResult};
 use crate::domain::{
-    attribute_value_from_json, check_seat_count, ids, Attribute, AttributeKind, AttributeValue, ConcurrencyMode, Edition,
-    Feature, FeatureKind, FeatureValue, Interval, Key, LicenseType, Name, Offering, Overdraft, Periods, Plan, PlanKind,
-    PlanStart, PlanTerms, Product, RuleViolation, Sku,
+    attribute_value_from_json, check_seat_count, ids, Attribute, AttributeKind, AttributeValue, ConcurrencyMode,
+    Edition, Feature, FeatureKind, FeatureValue, Interval, Key, LicenseType, Name, Offering, Overdraft, Periods, Plan,
+    PlanKind, PlanStart, PlanTerms, Product, RuleViolation, Sku,
 };
 use crate::store::catalogue::{self as db, EditionValues, ListFilter};
 use crate::store::Store;
@@ -97,7 +97,15 @@ pub async fn create_product(store: &Store, ctx: &Ctx, input: NewProduct) -> Serv
     };
     let mut tx = store.begin().await?;
     db::insert_product(&mut tx, &ctx.tenant_id, &product).await?;
-    record(&mut tx, ctx, "product.created", "product", &product.id, snapshot(&product)).await?;
+    record(
+        &mut tx,
+        ctx,
+        "product.created",
+        "product",
+        &product.id,
+        snapshot(&product),
+    )
+    .await?;
     tx.commit().await?;
     Ok(product)
 }
@@ -124,7 +132,15 @@ pub async fn update_product(store: &Store, ctx: &Ctx, id: &str, patch: ProductPa
     periods.linger_period = patch.linger_period.unwrap_or(periods.linger_period);
     product.updated_at = ctx.now;
     db::update_product(&mut tx, &ctx.tenant_id, &product).await?;
-    record(&mut tx, ctx, "product.updated", "product", id, changes(&before, &product)).await?;
+    record(
+        &mut tx,
+        ctx,
+        "product.updated",
+        "product",
+        id,
+        changes(&before, &product),
+    )
+    .await?;
     if before.periods != product.periods {
         reapply_offerings(&mut tx, store.backend(), ctx, Scope::Product(id)).await?;
     }
@@ -174,14 +190,28 @@ pub async fn create_feature(store: &Store, ctx: &Ctx, input: NewFeature) -> Serv
     };
     db::insert_feature(&mut tx, &ctx.tenant_id, &feature)
         .await
-        .map_err(on_duplicate("key_taken", "the product already has a feature with this key"))?;
-    record(&mut tx, ctx, "feature.created", "feature", &feature.id, snapshot(&feature)).await?;
+        .map_err(on_duplicate(
+            "key_taken",
+            "the product already has a feature with this key",
+        ))?;
+    record(
+        &mut tx,
+        ctx,
+        "feature.created",
+        "feature",
+        &feature.id,
+        snapshot(&feature),
+    )
+    .await?;
     tx.commit().await?;
     Ok(feature)
 }
 
 pub async fn get_feature(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Feature> {
-    found(db::get_feature(&mut *store.read().await?, &ctx.tenant_id, id).await?, "feature")
+    found(
+        db::get_feature(&mut *store.read().await?, &ctx.tenant_id, id).await?,
+        "feature",
+    )
 }
 
 pub async fn list_features(store: &Store, ctx: &Ctx, query: &CatalogueQuery) -> ServiceResult<Page<Feature>> {
@@ -197,7 +227,15 @@ pub async fn update_feature(store: &Store, ctx: &Ctx, id: &str, patch: Definitio
     feature.name = patch.name.unwrap_or(feature.name);
     feature.updated_at = ctx.now;
     db::rename_feature(&mut tx, &ctx.tenant_id, &feature).await?;
-    record(&mut tx, ctx, "feature.updated", "feature", id, changes(&before, &feature)).await?;
+    record(
+        &mut tx,
+        ctx,
+        "feature.updated",
+        "feature",
+        id,
+        changes(&before, &feature),
+    )
+    .await?;
     tx.commit().await?;
     Ok(feature)
 }
@@ -216,14 +254,28 @@ pub async fn create_attribute(store: &Store, ctx: &Ctx, input: NewAttribute) -> 
     };
     db::insert_attribute(&mut tx, &ctx.tenant_id, &attribute)
         .await
-        .map_err(on_duplicate("key_taken", "the product already has an attribute with this key"))?;
-    record(&mut tx, ctx, "attribute.created", "attribute", &attribute.id, snapshot(&attribute)).await?;
+        .map_err(on_duplicate(
+            "key_taken",
+            "the product already has an attribute with this key",
+        ))?;
+    record(
+        &mut tx,
+        ctx,
+        "attribute.created",
+        "attribute",
+        &attribute.id,
+        snapshot(&attribute),
+    )
+    .await?;
     tx.commit().await?;
     Ok(attribute)
 }
 
 pub async fn get_attribute(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Attribute> {
-    found(db::get_attribute(&mut *store.read().await?, &ctx.tenant_id, id).await?, "attribute")
+    found(
+        db::get_attribute(&mut *store.read().await?, &ctx.tenant_id, id).await?,
+        "attribute",
+    )
 }
 
 pub async fn list_attributes(store: &Store, ctx: &Ctx, query: &CatalogueQuery) -> ServiceResult<Page<Attribute>> {
@@ -239,7 +291,15 @@ pub async fn update_attribute(store: &Store, ctx: &Ctx, id: &str, patch: Definit
     attribute.name = patch.name.unwrap_or(attribute.name);
     attribute.updated_at = ctx.now;
     db::rename_attribute(&mut tx, &ctx.tenant_id, &attribute).await?;
-    record(&mut tx, ctx, "attribute.updated", "attribute", id, changes(&before, &attribute)).await?;
+    record(
+        &mut tx,
+        ctx,
+        "attribute.updated",
+        "attribute",
+        id,
+        changes(&before, &attribute),
+    )
+    .await?;
     tx.commit().await?;
     Ok(attribute)
 }
@@ -284,7 +344,10 @@ async fn resolve_edition_values(
         attributes: Vec::new(),
     };
     for value in features {
-        let feature = known_features.iter().find(|f| f.key == value.key).ok_or_else(|| unknown_key("feature", &value.key))?;
+        let feature = known_features
+            .iter()
+            .find(|f| f.key == value.key)
+            .ok_or_else(|| unknown_key("feature", &value.key))?;
         if !seen.insert(("f", value.key.clone())) {
             return Err(duplicate_key("feature", &value.key).into());
         }
@@ -292,8 +355,10 @@ async fn resolve_edition_values(
         resolved.features.push((feature.id.clone(), value.clone()));
     }
     for value in attributes {
-        let attribute =
-            known_attributes.iter().find(|a| a.key == value.key).ok_or_else(|| unknown_key("attribute", &value.key))?;
+        let attribute = known_attributes
+            .iter()
+            .find(|a| a.key == value.key)
+            .ok_or_else(|| unknown_key("attribute", &value.key))?;
         if !seen.insert(("a", value.key.clone())) {
             return Err(duplicate_key("attribute", &value.key).into());
         }
@@ -305,7 +370,11 @@ async fn resolve_edition_values(
 
 pub(crate) fn unknown_key(what: &str, key: &Key) -> RuleViolation {
     RuleViolation::new(
-        if what == "feature" { "unknown_feature" } else { "unknown_attribute" },
+        if what == "feature" {
+            "unknown_feature"
+        } else {
+            "unknown_attribute"
+        },
         format!("the product has no {what} with key {key}"),
     )
 }
@@ -336,7 +405,10 @@ pub async fn create_edition(store: &Store, ctx: &Ctx, input: NewEdition) -> Serv
 }
 
 pub async fn get_edition(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Edition> {
-    found(db::get_edition(&mut *store.read().await?, &ctx.tenant_id, id).await?, "edition")
+    found(
+        db::get_edition(&mut *store.read().await?, &ctx.tenant_id, id).await?,
+        "edition",
+    )
 }
 
 pub async fn list_editions(store: &Store, ctx: &Ctx, query: &CatalogueQuery) -> ServiceResult<Page<Edition>> {
@@ -356,7 +428,15 @@ pub async fn update_edition(store: &Store, ctx: &Ctx, id: &str, patch: EditionPa
     edition.updated_at = ctx.now;
     db::update_edition(&mut tx, &ctx.tenant_id, &edition, &values).await?;
     let edition = found(db::get_edition(&mut tx, &ctx.tenant_id, id).await?, "edition")?;
-    record(&mut tx, ctx, "edition.updated", "edition", id, changes(&before, &edition)).await?;
+    record(
+        &mut tx,
+        ctx,
+        "edition.updated",
+        "edition",
+        id,
+        changes(&before, &edition),
+    )
+    .await?;
     if before.features != edition.features || before.attributes != edition.attributes {
         reapply_offerings(&mut tx, store.backend(), ctx, Scope::Edition(id)).await?;
     }
@@ -415,7 +495,10 @@ pub async fn create_plan(store: &Store, ctx: &Ctx, input: NewPlan) -> ServiceRes
 }
 
 pub async fn get_plan(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Plan> {
-    found(db::get_plan(&mut *store.read().await?, &ctx.tenant_id, id).await?, "plan")
+    found(
+        db::get_plan(&mut *store.read().await?, &ctx.tenant_id, id).await?,
+        "plan",
+    )
 }
 
 pub async fn list_plans(store: &Store, ctx: &Ctx, query: &CatalogueQuery) -> ServiceResult<Page<Plan>> {
@@ -477,10 +560,17 @@ pub async fn create_offering(store: &Store, ctx: &Ctx, input: NewOffering) -> Se
     let seat_count = input.seat_count.unwrap_or(1);
     check_seat_count(seat_count)?;
     let mut tx = store.begin().await?;
-    let edition = found(db::get_edition(&mut tx, &ctx.tenant_id, &input.edition_id).await?, "edition")?;
+    let edition = found(
+        db::get_edition(&mut tx, &ctx.tenant_id, &input.edition_id).await?,
+        "edition",
+    )?;
     let plan = found(db::get_plan(&mut tx, &ctx.tenant_id, &input.plan_id).await?, "plan")?;
     if plan.product_id != edition.product_id {
-        return Err(RuleViolation::new("different_product", "the plan and the edition belong to different products").into());
+        return Err(RuleViolation::new(
+            "different_product",
+            "the plan and the edition belong to different products",
+        )
+        .into());
     }
     let offering = Offering {
         id: ids::new_id("off"),
@@ -498,13 +588,24 @@ pub async fn create_offering(store: &Store, ctx: &Ctx, input: NewOffering) -> Se
     db::insert_offering(&mut tx, &ctx.tenant_id, &offering)
         .await
         .map_err(on_duplicate("sku_taken", "another offering already has this SKU"))?;
-    record(&mut tx, ctx, "offering.created", "offering", &offering.id, snapshot(&offering)).await?;
+    record(
+        &mut tx,
+        ctx,
+        "offering.created",
+        "offering",
+        &offering.id,
+        snapshot(&offering),
+    )
+    .await?;
     tx.commit().await?;
     Ok(offering)
 }
 
 pub async fn get_offering(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Offering> {
-    found(db::get_offering(&mut *store.read().await?, &ctx.tenant_id, id).await?, "offering")
+    found(
+        db::get_offering(&mut *store.read().await?, &ctx.tenant_id, id).await?,
+        "offering",
+    )
 }
 
 pub async fn list_offerings(store: &Store, ctx: &Ctx, query: &CatalogueQuery) -> ServiceResult<Page<Offering>> {
@@ -527,7 +628,15 @@ pub async fn update_offering(store: &Store, ctx: &Ctx, id: &str, patch: Offering
     db::update_offering(&mut tx, &ctx.tenant_id, &offering)
         .await
         .map_err(on_duplicate("sku_taken", "another offering already has this SKU"))?;
-    record(&mut tx, ctx, "offering.updated", "offering", id, changes(&before, &offering)).await?;
+    record(
+        &mut tx,
+        ctx,
+        "offering.updated",
+        "offering",
+        id,
+        changes(&before, &offering),
+    )
+    .await?;
     reapply_offerings(&mut tx, store.backend(), ctx, Scope::Offering(id)).await?;
     tx.commit().await?;
     Ok(offering)

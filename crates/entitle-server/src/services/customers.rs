@@ -55,14 +55,28 @@ pub async fn create_customer(store: &Store, ctx: &Ctx, input: NewCustomer) -> Se
     let mut tx = store.begin().await?;
     db::insert_customer(&mut tx, &ctx.tenant_id, &customer)
         .await
-        .map_err(on_duplicate("external_ref_taken", "another customer already has this external_ref"))?;
-    record(&mut tx, ctx, "customer.created", "customer", &customer.id, snapshot(&customer)).await?;
+        .map_err(on_duplicate(
+            "external_ref_taken",
+            "another customer already has this external_ref",
+        ))?;
+    record(
+        &mut tx,
+        ctx,
+        "customer.created",
+        "customer",
+        &customer.id,
+        snapshot(&customer),
+    )
+    .await?;
     tx.commit().await?;
     Ok(customer)
 }
 
 pub async fn get_customer(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Customer> {
-    found(db::get_customer(&mut *store.read().await?, &ctx.tenant_id, id).await?, "customer")
+    found(
+        db::get_customer(&mut *store.read().await?, &ctx.tenant_id, id).await?,
+        "customer",
+    )
 }
 
 pub async fn list_customers(store: &Store, ctx: &Ctx, query: &CustomerQuery) -> ServiceResult<Page<Customer>> {
@@ -95,8 +109,19 @@ pub async fn update_customer(store: &Store, ctx: &Ctx, id: &str, patch: Customer
     customer.updated_at = ctx.now;
     db::update_customer(&mut tx, &ctx.tenant_id, &customer)
         .await
-        .map_err(on_duplicate("external_ref_taken", "another customer already has this external_ref"))?;
-    record(&mut tx, ctx, "customer.updated", "customer", id, changes(&before, &customer)).await?;
+        .map_err(on_duplicate(
+            "external_ref_taken",
+            "another customer already has this external_ref",
+        ))?;
+    record(
+        &mut tx,
+        ctx,
+        "customer.updated",
+        "customer",
+        id,
+        changes(&before, &customer),
+    )
+    .await?;
     tx.commit().await?;
     Ok(customer)
 }
@@ -134,7 +159,10 @@ const EMAIL_TAKEN: (&str, &str) = ("email_taken", "another end user already has 
 
 pub async fn create_end_user(store: &Store, ctx: &Ctx, input: NewEndUser) -> ServiceResult<EndUser> {
     let mut tx = store.begin().await?;
-    found(db::get_customer(&mut tx, &ctx.tenant_id, &input.customer_id).await?, "customer")?;
+    found(
+        db::get_customer(&mut tx, &ctx.tenant_id, &input.customer_id).await?,
+        "customer",
+    )?;
     let user = EndUser {
         id: ids::new_id("usr"),
         customer_id: input.customer_id,
@@ -144,14 +172,19 @@ pub async fn create_end_user(store: &Store, ctx: &Ctx, input: NewEndUser) -> Ser
         created_at: ctx.now,
         updated_at: ctx.now,
     };
-    db::insert_end_user(&mut tx, &ctx.tenant_id, &user).await.map_err(on_duplicate(EMAIL_TAKEN.0, EMAIL_TAKEN.1))?;
+    db::insert_end_user(&mut tx, &ctx.tenant_id, &user)
+        .await
+        .map_err(on_duplicate(EMAIL_TAKEN.0, EMAIL_TAKEN.1))?;
     record(&mut tx, ctx, "end_user.created", "end_user", &user.id, snapshot(&user)).await?;
     tx.commit().await?;
     Ok(user)
 }
 
 pub async fn get_end_user(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<EndUser> {
-    found(db::get_end_user(&mut *store.read().await?, &ctx.tenant_id, id).await?, "end user")
+    found(
+        db::get_end_user(&mut *store.read().await?, &ctx.tenant_id, id).await?,
+        "end user",
+    )
 }
 
 pub async fn list_end_users(store: &Store, ctx: &Ctx, query: &EndUserQuery) -> ServiceResult<Page<EndUser>> {
@@ -161,9 +194,14 @@ pub async fn list_end_users(store: &Store, ctx: &Ctx, query: &EndUserQuery) -> S
     };
     paging.check()?;
     let mut conn = store.read().await?;
-    let users =
-        db::list_end_users(&mut conn, &ctx.tenant_id, query.customer_id.as_deref(), paging.after(), paging.fetch_limit())
-            .await?;
+    let users = db::list_end_users(
+        &mut conn,
+        &ctx.tenant_id,
+        query.customer_id.as_deref(),
+        paging.after(),
+        paging.fetch_limit(),
+    )
+    .await?;
     Ok(paging.page(users, |u| &u.id))
 }
 
@@ -175,8 +213,18 @@ pub async fn update_end_user(store: &Store, ctx: &Ctx, id: &str, patch: EndUserP
     user.name = patch.name.unwrap_or(user.name);
     user.role = patch.role.unwrap_or(user.role);
     user.updated_at = ctx.now;
-    db::update_end_user(&mut tx, &ctx.tenant_id, &user).await.map_err(on_duplicate(EMAIL_TAKEN.0, EMAIL_TAKEN.1))?;
-    record(&mut tx, ctx, "end_user.updated", "end_user", id, changes(&before, &user)).await?;
+    db::update_end_user(&mut tx, &ctx.tenant_id, &user)
+        .await
+        .map_err(on_duplicate(EMAIL_TAKEN.0, EMAIL_TAKEN.1))?;
+    record(
+        &mut tx,
+        ctx,
+        "end_user.updated",
+        "end_user",
+        id,
+        changes(&before, &user),
+    )
+    .await?;
     tx.commit().await?;
     Ok(user)
 }

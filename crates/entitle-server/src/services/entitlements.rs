@@ -17,8 +17,8 @@ use crate::domain::{
     OfferingTemplate, Overdraft, Plan, Product, RuleViolation, Sku,
 };
 use crate::store::catalogue as catalogue_db;
-use crate::store::entitlements::{self as db, EntitlementFilter};
 pub use crate::store::entitlements::Scope;
+use crate::store::entitlements::{self as db, EntitlementFilter};
 use crate::store::{Backend, Store};
 
 /// An offering with everything it hands down, loaded once per unit of work.
@@ -33,9 +33,18 @@ struct TemplateParts {
 
 impl TemplateParts {
     async fn load(conn: &mut AnyConnection, tenant_id: &str, offering: Offering) -> ServiceResult<Self> {
-        let plan = found(catalogue_db::get_plan(conn, tenant_id, &offering.plan_id).await?, "plan")?;
-        let product = found(catalogue_db::get_product(conn, tenant_id, &offering.product_id).await?, "product")?;
-        let edition = found(catalogue_db::get_edition(conn, tenant_id, &offering.edition_id).await?, "edition")?;
+        let plan = found(
+            catalogue_db::get_plan(conn, tenant_id, &offering.plan_id).await?,
+            "plan",
+        )?;
+        let product = found(
+            catalogue_db::get_product(conn, tenant_id, &offering.product_id).await?,
+            "product",
+        )?;
+        let edition = found(
+            catalogue_db::get_edition(conn, tenant_id, &offering.edition_id).await?,
+            "edition",
+        )?;
         let features = catalogue_db::product_features(conn, tenant_id, &offering.product_id).await?;
         let attributes = catalogue_db::product_attributes(conn, tenant_id, &offering.product_id).await?;
         Ok(Self {
@@ -78,7 +87,10 @@ async fn offering_by_sku(conn: &mut AnyConnection, ctx: &Ctx, sku: &Sku) -> Serv
 
 fn check_quantity(quantity: i64) -> Result<(), RuleViolation> {
     if !(1..=1_000_000).contains(&quantity) {
-        return Err(RuleViolation::new("invalid_quantity", "quantity must be between 1 and 1000000"));
+        return Err(RuleViolation::new(
+            "invalid_quantity",
+            "quantity must be between 1 and 1000000",
+        ));
     }
     Ok(())
 }
@@ -102,7 +114,10 @@ pub async fn create(store: &Store, ctx: &Ctx, input: NewEntitlement) -> ServiceR
         check_external_ref(reference)?;
     }
     let mut tx = store.begin().await?;
-    found(crate::store::customers::get_customer(&mut tx, &ctx.tenant_id, &input.customer_id).await?, "customer")?;
+    found(
+        crate::store::customers::get_customer(&mut tx, &ctx.tenant_id, &input.customer_id).await?,
+        "customer",
+    )?;
     let offering = offering_by_sku(&mut tx, ctx, &input.sku).await?;
     let parts = TemplateParts::load(&mut tx, &ctx.tenant_id, offering).await?;
     let terms = parts.template().terms(quantity, 0)?;
@@ -130,20 +145,34 @@ pub async fn create(store: &Store, ctx: &Ctx, input: NewEntitlement) -> ServiceR
     };
     db::insert(&mut tx, &ctx.tenant_id, &entitlement)
         .await
-        .map_err(on_duplicate("activation_code_taken", "activation code collision; retry"))?;
+        .map_err(on_duplicate(
+            "activation_code_taken",
+            "activation code collision; retry",
+        ))?;
     let view = entitlement.view(ctx.now);
     let mut summary = super::snapshot(&view);
     if let Some(object) = summary.as_object_mut() {
         // The event log is read by support staff; it need not repeat the credential.
         object.remove("activation_code");
     }
-    record(&mut tx, ctx, "entitlement.created", "entitlement", &entitlement.id, summary).await?;
+    record(
+        &mut tx,
+        ctx,
+        "entitlement.created",
+        "entitlement",
+        &entitlement.id,
+        summary,
+    )
+    .await?;
     tx.commit().await?;
     Ok(view)
 }
 
 pub async fn get(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<EntitlementView> {
-    let entitlement = found(db::get(&mut *store.read().await?, &ctx.tenant_id, id).await?, "entitlement")?;
+    let entitlement = found(
+        db::get(&mut *store.read().await?, &ctx.tenant_id, id).await?,
+        "entitlement",
+    )?;
     Ok(entitlement.view(ctx.now))
 }
 
@@ -272,7 +301,11 @@ pub async fn update(store: &Store, ctx: &Ctx, id: &str, patch: EntitlementPatch)
         let periods = &mut terms.periods;
         for (value, slot, name) in [
             (patch.lease_period, &mut periods.lease_period, field::LEASE_PERIOD),
-            (patch.offline_lease_period, &mut periods.offline_lease_period, field::OFFLINE_LEASE_PERIOD),
+            (
+                patch.offline_lease_period,
+                &mut periods.offline_lease_period,
+                field::OFFLINE_LEASE_PERIOD,
+            ),
             (patch.grace_period, &mut periods.grace_period, field::GRACE_PERIOD),
             (patch.linger_period, &mut periods.linger_period, field::LINGER_PERIOD),
         ] {
@@ -291,8 +324,10 @@ pub async fn update(store: &Store, ctx: &Ctx, id: &str, patch: EntitlementPatch)
         if patch.features.is_some() || patch.attributes.is_some() {
             let features = catalogue_db::product_features(conn, &tenant_id, &e.product_id).await?;
             for value in patch.features.unwrap_or_default() {
-                let feature =
-                    features.iter().find(|f| f.key == value.key).ok_or_else(|| unknown_key("feature", &value.key))?;
+                let feature = features
+                    .iter()
+                    .find(|f| f.key == value.key)
+                    .ok_or_else(|| unknown_key("feature", &value.key))?;
                 check_feature_limits(&value.key, feature.kind, value.limit, value.overdraft)?;
                 let used = e.terms.features.get(&value.key).map_or(0, |g| g.used);
                 e.terms.features.insert(
@@ -310,8 +345,10 @@ pub async fn update(store: &Store, ctx: &Ctx, id: &str, patch: EntitlementPatch)
             }
             let attributes = catalogue_db::product_attributes(conn, &tenant_id, &e.product_id).await?;
             for value in patch.attributes.unwrap_or_default() {
-                let attribute =
-                    attributes.iter().find(|a| a.key == value.key).ok_or_else(|| unknown_key("attribute", &value.key))?;
+                let attribute = attributes
+                    .iter()
+                    .find(|a| a.key == value.key)
+                    .ok_or_else(|| unknown_key("attribute", &value.key))?;
                 let stored = crate::domain::attribute_value_from_json(&value.key, attribute.kind, &value.value)?;
                 e.terms.attributes.insert(
                     value.key.clone(),
@@ -336,7 +373,12 @@ pub struct ResetOverrides {
     pub fields: Option<Vec<String>>,
 }
 
-pub async fn reset_overrides(store: &Store, ctx: &Ctx, id: &str, input: ResetOverrides) -> ServiceResult<EntitlementView> {
+pub async fn reset_overrides(
+    store: &Store,
+    ctx: &Ctx,
+    id: &str,
+    input: ResetOverrides,
+) -> ServiceResult<EntitlementView> {
     if let Some(bad) = input.fields.iter().flatten().find(|f| !is_overridable_field(f)) {
         return Err(RuleViolation::new("invalid_field", format!("{bad} is not a field that can be overridden")).into());
     }
@@ -351,7 +393,10 @@ pub async fn reset_overrides(store: &Store, ctx: &Ctx, id: &str, input: ResetOve
         if !e.overrides.contains(field::EXPIRES_AT) {
             e.expires_at = e.base_expires_at;
         }
-        let offering = found(catalogue_db::get_offering(conn, &tenant_id, &e.offering_id).await?, "offering")?;
+        let offering = found(
+            catalogue_db::get_offering(conn, &tenant_id, &e.offering_id).await?,
+            "offering",
+        )?;
         TemplateParts::load(conn, &tenant_id, offering).await?.apply_to(e)
     })
     .await
@@ -368,8 +413,14 @@ pub async fn renew(store: &Store, ctx: &Ctx, id: &str, input: Renewal) -> Servic
     let now = ctx.now;
     modify(store, ctx, id, "entitlement.renewed", async |_conn, e| {
         let duration = input.duration.unwrap_or(e.plan.duration);
-        let (starts_at, expires_at) =
-            renewed_period(&e.plan, duration, e.starts_at, e.expires_at, e.terms.periods.grace_period, now)?;
+        let (starts_at, expires_at) = renewed_period(
+            &e.plan,
+            duration,
+            e.starts_at,
+            e.expires_at,
+            e.terms.periods.grace_period,
+            now,
+        )?;
         e.starts_at = Some(starts_at);
         e.base_expires_at = Some(expires_at);
         e.expires_at = Some(expires_at);
@@ -394,7 +445,12 @@ pub struct OfferingChange {
     pub quantity: Option<i64>,
 }
 
-pub async fn change_offering(store: &Store, ctx: &Ctx, id: &str, input: OfferingChange) -> ServiceResult<EntitlementView> {
+pub async fn change_offering(
+    store: &Store,
+    ctx: &Ctx,
+    id: &str,
+    input: OfferingChange,
+) -> ServiceResult<EntitlementView> {
     if let Some(quantity) = input.quantity {
         check_quantity(quantity)?;
     }
@@ -474,8 +530,10 @@ pub(crate) async fn reapply_offerings(
             continue;
         };
         if !templates.contains_key(&entitlement.offering_id) {
-            let offering =
-                found(catalogue_db::get_offering(conn, &ctx.tenant_id, &entitlement.offering_id).await?, "offering")?;
+            let offering = found(
+                catalogue_db::get_offering(conn, &ctx.tenant_id, &entitlement.offering_id).await?,
+                "offering",
+            )?;
             let parts = TemplateParts::load(conn, &ctx.tenant_id, offering).await?;
             templates.insert(entitlement.offering_id.clone(), parts);
         }

@@ -205,7 +205,10 @@ impl Paging {
         } else {
             None
         };
-        Page { data: items, next_after }
+        Page {
+            data: items,
+            next_after,
+        }
     }
 }
 

@@ -25,7 +25,15 @@ pub async fn create(store: &Store, name: &Name) -> ServiceResult<NewTenant> {
     };
     let mut tx = store.begin().await?;
     store::tenants::insert(&mut tx, &tenant).await?;
-    record(&mut tx, &ctx, "tenant.created", "tenant", &tenant.id, json!({ "name": tenant.name })).await?;
+    record(
+        &mut tx,
+        &ctx,
+        "tenant.created",
+        "tenant",
+        &tenant.id,
+        json!({ "name": tenant.name }),
+    )
+    .await?;
     let key_name = Name::parse("First admin key")?;
     let (_, admin_key) = api_keys::insert(&mut tx, &ctx, key_name, Role::Admin).await?;
     tx.commit().await?;

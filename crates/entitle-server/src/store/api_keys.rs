@@ -82,17 +82,23 @@ pub async fn get(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> StoreRe
 
 pub async fn list(conn: &mut AnyConnection, tenant_id: &str, after: &str, limit: i64) -> StoreResult<Vec<ApiKey>> {
     let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3");
-    let rows = sqlx::query(&sql).bind(tenant_id).bind(after).bind(limit).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
     rows.iter().map(from_row).collect()
 }
 
 /// Revokes a key once; a second revocation changes nothing.
 pub async fn revoke(conn: &mut AnyConnection, tenant_id: &str, id: &str, at: DateTime<Utc>) -> StoreResult<bool> {
-    let done = sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
-        .bind(tenant_id)
-        .bind(id)
-        .bind(millis(at))
-        .execute(conn)
-        .await?;
+    let done =
+        sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
+            .bind(tenant_id)
+            .bind(id)
+            .bind(millis(at))
+            .execute(conn)
+            .await?;
     Ok(done.rows_affected() > 0)
 }

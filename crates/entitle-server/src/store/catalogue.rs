@@ -28,10 +28,10 @@ fn product(row: &AnyRow) -> StoreResult<Product> {
         id: row.text("id")?,
         name: row.parsed("name", |s| Name::parse(s))?,
         periods: Periods {
-            lease_period: row.from_str("lease_period")?,
-            offline_lease_period: row.from_str("offline_lease_period")?,
-            grace_period: row.from_str("grace_period")?,
-            linger_period: row.from_str("linger_period")?,
+            lease_period: row.parse_column("lease_period")?,
+            offline_lease_period: row.parse_column("offline_lease_period")?,
+            grace_period: row.parse_column("grace_period")?,
+            linger_period: row.parse_column("linger_period")?,
         },
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
@@ -86,9 +86,18 @@ pub async fn get_product(conn: &mut AnyConnection, tenant_id: &str, id: &str) ->
 }
 
 /// `filter.product_id` is ignored: products are not nested.
-pub async fn list_products(conn: &mut AnyConnection, tenant_id: &str, filter: &ListFilter<'_>) -> StoreResult<Vec<Product>> {
+pub async fn list_products(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    filter: &ListFilter<'_>,
+) -> StoreResult<Vec<Product>> {
     let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3");
-    let rows = sqlx::query(&sql).bind(tenant_id).bind(filter.after).bind(filter.limit).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(filter.after)
+        .bind(filter.limit)
+        .fetch_all(conn)
+        .await?;
     rows.iter().map(product).collect()
 }
 
@@ -151,9 +160,22 @@ async fn insert_definition(
     Ok(())
 }
 
-async fn rename_definition(conn: &mut AnyConnection, table: &str, tenant_id: &str, id: &str, name: &Name, at: i64) -> StoreResult<()> {
+async fn rename_definition(
+    conn: &mut AnyConnection,
+    table: &str,
+    tenant_id: &str,
+    id: &str,
+    name: &Name,
+    at: i64,
+) -> StoreResult<()> {
     let sql = format!("UPDATE {table} SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2");
-    sqlx::query(&sql).bind(tenant_id).bind(id).bind(name.as_str()).bind(at).execute(conn).await?;
+    sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(id)
+        .bind(name.as_str())
+        .bind(at)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -176,14 +198,30 @@ async fn definition_rows(
         .await?)
 }
 
-async fn definition_row(conn: &mut AnyConnection, table: &str, tenant_id: &str, id: &str) -> StoreResult<Option<AnyRow>> {
+async fn definition_row(
+    conn: &mut AnyConnection,
+    table: &str,
+    tenant_id: &str,
+    id: &str,
+) -> StoreResult<Option<AnyRow>> {
     let sql = format!("SELECT {DEFINITION_COLUMNS} FROM {table} WHERE tenant_id = $1 AND id = $2");
     Ok(sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(conn).await?)
 }
 
 pub async fn insert_feature(conn: &mut AnyConnection, tenant_id: &str, f: &Feature) -> StoreResult<()> {
     let at = millis(f.created_at);
-    insert_definition(conn, "features", tenant_id, &f.id, &f.product_id, &f.key, &f.name, f.kind.as_str(), at).await
+    insert_definition(
+        conn,
+        "features",
+        tenant_id,
+        &f.id,
+        &f.product_id,
+        &f.key,
+        &f.name,
+        f.kind.as_str(),
+        at,
+    )
+    .await
 }
 
 pub async fn rename_feature(conn: &mut AnyConnection, tenant_id: &str, f: &Feature) -> StoreResult<()> {
@@ -191,16 +229,39 @@ pub async fn rename_feature(conn: &mut AnyConnection, tenant_id: &str, f: &Featu
 }
 
 pub async fn get_feature(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Feature>> {
-    definition_row(conn, "features", tenant_id, id).await?.as_ref().map(feature).transpose()
+    definition_row(conn, "features", tenant_id, id)
+        .await?
+        .as_ref()
+        .map(feature)
+        .transpose()
 }
 
-pub async fn list_features(conn: &mut AnyConnection, tenant_id: &str, filter: &ListFilter<'_>) -> StoreResult<Vec<Feature>> {
-    definition_rows(conn, "features", tenant_id, filter).await?.iter().map(feature).collect()
+pub async fn list_features(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    filter: &ListFilter<'_>,
+) -> StoreResult<Vec<Feature>> {
+    definition_rows(conn, "features", tenant_id, filter)
+        .await?
+        .iter()
+        .map(feature)
+        .collect()
 }
 
 pub async fn insert_attribute(conn: &mut AnyConnection, tenant_id: &str, a: &Attribute) -> StoreResult<()> {
     let at = millis(a.created_at);
-    insert_definition(conn, "attributes", tenant_id, &a.id, &a.product_id, &a.key, &a.name, a.kind.as_str(), at).await
+    insert_definition(
+        conn,
+        "attributes",
+        tenant_id,
+        &a.id,
+        &a.product_id,
+        &a.key,
+        &a.name,
+        a.kind.as_str(),
+        at,
+    )
+    .await
 }
 
 pub async fn rename_attribute(conn: &mut AnyConnection, tenant_id: &str, a: &Attribute) -> StoreResult<()> {
@@ -208,23 +269,53 @@ pub async fn rename_attribute(conn: &mut AnyConnection, tenant_id: &str, a: &Att
 }
 
 pub async fn get_attribute(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Attribute>> {
-    definition_row(conn, "attributes", tenant_id, id).await?.as_ref().map(attribute).transpose()
+    definition_row(conn, "attributes", tenant_id, id)
+        .await?
+        .as_ref()
+        .map(attribute)
+        .transpose()
 }
 
-pub async fn list_attributes(conn: &mut AnyConnection, tenant_id: &str, filter: &ListFilter<'_>) -> StoreResult<Vec<Attribute>> {
-    definition_rows(conn, "attributes", tenant_id, filter).await?.iter().map(attribute).collect()
+pub async fn list_attributes(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    filter: &ListFilter<'_>,
+) -> StoreResult<Vec<Attribute>> {
+    definition_rows(conn, "attributes", tenant_id, filter)
+        .await?
+        .iter()
+        .map(attribute)
+        .collect()
 }
 
 /// All features of a product (a product has tens, not thousands).
-pub async fn product_features(conn: &mut AnyConnection, tenant_id: &str, product_id: &str) -> StoreResult<Vec<Feature>> {
-    let sql = format!("SELECT {DEFINITION_COLUMNS} FROM features WHERE tenant_id = $1 AND product_id = $2 ORDER BY key");
-    let rows = sqlx::query(&sql).bind(tenant_id).bind(product_id).fetch_all(conn).await?;
+pub async fn product_features(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    product_id: &str,
+) -> StoreResult<Vec<Feature>> {
+    let sql =
+        format!("SELECT {DEFINITION_COLUMNS} FROM features WHERE tenant_id = $1 AND product_id = $2 ORDER BY key");
+    let rows = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(product_id)
+        .fetch_all(conn)
+        .await?;
     rows.iter().map(feature).collect()
 }
 
-pub async fn product_attributes(conn: &mut AnyConnection, tenant_id: &str, product_id: &str) -> StoreResult<Vec<Attribute>> {
-    let sql = format!("SELECT {DEFINITION_COLUMNS} FROM attributes WHERE tenant_id = $1 AND product_id = $2 ORDER BY key");
-    let rows = sqlx::query(&sql).bind(tenant_id).bind(product_id).fetch_all(conn).await?;
+pub async fn product_attributes(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    product_id: &str,
+) -> StoreResult<Vec<Attribute>> {
+    let sql =
+        format!("SELECT {DEFINITION_COLUMNS} FROM attributes WHERE tenant_id = $1 AND product_id = $2 ORDER BY key");
+    let rows = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(product_id)
+        .fetch_all(conn)
+        .await?;
     rows.iter().map(attribute).collect()
 }
 
@@ -236,7 +327,12 @@ pub struct EditionValues {
     pub attributes: Vec<(String, String)>,
 }
 
-pub async fn insert_edition(conn: &mut AnyConnection, tenant_id: &str, e: &Edition, values: &EditionValues) -> StoreResult<()> {
+pub async fn insert_edition(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    e: &Edition,
+    values: &EditionValues,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO editions (id, tenant_id, product_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -251,7 +347,12 @@ pub async fn insert_edition(conn: &mut AnyConnection, tenant_id: &str, e: &Editi
     insert_edition_values(conn, &e.id, values).await
 }
 
-pub async fn update_edition(conn: &mut AnyConnection, tenant_id: &str, e: &Edition, values: &EditionValues) -> StoreResult<()> {
+pub async fn update_edition(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    e: &Edition,
+    values: &EditionValues,
+) -> StoreResult<()> {
     sqlx::query("UPDATE editions SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
         .bind(tenant_id)
         .bind(&e.id)
@@ -259,20 +360,28 @@ pub async fn update_edition(conn: &mut AnyConnection, tenant_id: &str, e: &Editi
         .bind(millis(e.updated_at))
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM edition_features WHERE edition_id = $1").bind(&e.id).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM edition_attributes WHERE edition_id = $1").bind(&e.id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM edition_features WHERE edition_id = $1")
+        .bind(&e.id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM edition_attributes WHERE edition_id = $1")
+        .bind(&e.id)
+        .execute(&mut *conn)
+        .await?;
     insert_edition_values(conn, &e.id, values).await
 }
 
 async fn insert_edition_values(conn: &mut AnyConnection, edition_id: &str, values: &EditionValues) -> StoreResult<()> {
     for (feature_id, value) in &values.features {
-        sqlx::query("INSERT INTO edition_features (edition_id, feature_id, limit_value, overdraft) VALUES ($1, $2, $3, $4)")
-            .bind(edition_id)
-            .bind(feature_id)
-            .bind(value.limit)
-            .bind(value.overdraft)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO edition_features (edition_id, feature_id, limit_value, overdraft) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(edition_id)
+        .bind(feature_id)
+        .bind(value.limit)
+        .bind(value.overdraft)
+        .execute(&mut *conn)
+        .await?;
     }
     for (attribute_id, value) in &values.attributes {
         sqlx::query("INSERT INTO edition_attributes (edition_id, attribute_id, value) VALUES ($1, $2, $3)")
@@ -346,7 +455,11 @@ pub async fn get_edition(conn: &mut AnyConnection, tenant_id: &str, id: &str) ->
     }
 }
 
-pub async fn list_editions(conn: &mut AnyConnection, tenant_id: &str, filter: &ListFilter<'_>) -> StoreResult<Vec<Edition>> {
+pub async fn list_editions(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    filter: &ListFilter<'_>,
+) -> StoreResult<Vec<Edition>> {
     let rows = sqlx::query(
         "SELECT id, product_id, name, created_at, updated_at FROM editions
          WHERE tenant_id = $1 AND id > $2 AND ($3 = '' OR product_id = $3) ORDER BY id LIMIT $4",
@@ -375,7 +488,7 @@ fn plan(row: &AnyRow) -> StoreResult<Plan> {
         name: row.parsed("name", |s| Name::parse(s))?,
         terms: PlanTerms {
             license_type: row.parsed("license_type", |s| some(LicenseType::parse(s)))?,
-            duration: row.from_str("duration")?,
+            duration: row.parse_column("duration")?,
             start: row.parsed("start_mode", |s| some(PlanStart::parse(s)))?,
             kind: row.parsed("kind", |s| some(PlanKind::parse(s)))?,
         },
@@ -459,7 +572,8 @@ fn offering(row: &AnyRow) -> StoreResult<Offering> {
         seat_count: row.int("seat_count")?,
         overdraft: Overdraft {
             kind: row.parsed("overdraft_kind", |s| some(OverdraftKind::parse(s)))?,
-            value: u32::try_from(row.int("overdraft_value")?).map_err(|_| StoreError::Corrupt("overdraft_value".into()))?,
+            value: u32::try_from(row.int("overdraft_value")?)
+                .map_err(|_| StoreError::Corrupt("overdraft_value".into()))?,
         },
         concurrency_mode: row.parsed("concurrency_mode", |s| some(ConcurrencyMode::parse(s)))?,
         created_at: row.time("created_at")?,
@@ -521,13 +635,25 @@ pub async fn get_offering(conn: &mut AnyConnection, tenant_id: &str, id: &str) -
     row.as_ref().map(offering).transpose()
 }
 
-pub async fn find_offering_by_sku(conn: &mut AnyConnection, tenant_id: &str, sku: &Sku) -> StoreResult<Option<Offering>> {
+pub async fn find_offering_by_sku(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    sku: &Sku,
+) -> StoreResult<Option<Offering>> {
     let sql = format!("SELECT {OFFERING_COLUMNS} FROM offerings WHERE tenant_id = $1 AND sku = $2");
-    let row = sqlx::query(&sql).bind(tenant_id).bind(sku.as_str()).fetch_optional(conn).await?;
+    let row = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(sku.as_str())
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(offering).transpose()
 }
 
-pub async fn list_offerings(conn: &mut AnyConnection, tenant_id: &str, filter: &ListFilter<'_>) -> StoreResult<Vec<Offering>> {
+pub async fn list_offerings(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    filter: &ListFilter<'_>,
+) -> StoreResult<Vec<Offering>> {
     let sql = format!(
         "SELECT {OFFERING_COLUMNS} FROM offerings WHERE tenant_id = $1 AND id > $2 AND ($3 = '' OR product_id = $3)
          ORDER BY id LIMIT $4"

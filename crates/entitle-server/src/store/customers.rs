@@ -13,7 +13,11 @@ fn customer(row: &AnyRow) -> StoreResult<Customer> {
     Ok(Customer {
         id: row.text("id")?,
         name: row.parsed("name", |s| Name::parse(s))?,
-        email: row.opt_text("email")?.map(Email::parse).transpose().map_err(|_| StoreError::Corrupt("email".into()))?,
+        email: row
+            .opt_text("email")?
+            .map(Email::parse)
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("email".into()))?,
         external_ref: row.opt_text("external_ref")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
@@ -67,7 +71,11 @@ pub struct CustomerFilter<'a> {
     pub limit: i64,
 }
 
-pub async fn list_customers(conn: &mut AnyConnection, tenant_id: &str, filter: &CustomerFilter<'_>) -> StoreResult<Vec<Customer>> {
+pub async fn list_customers(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    filter: &CustomerFilter<'_>,
+) -> StoreResult<Vec<Customer>> {
     let sql = format!(
         "SELECT {CUSTOMER_COLUMNS} FROM customers
          WHERE tenant_id = $1 AND id > $2 AND ($3 = '' OR email = $3) AND ($4 = '' OR external_ref = $4)
@@ -91,7 +99,11 @@ fn end_user(row: &AnyRow) -> StoreResult<EndUser> {
         id: row.text("id")?,
         customer_id: row.text("customer_id")?,
         email: row.parsed("email", |s| Email::parse(s))?,
-        name: row.opt_text("name")?.map(Name::parse).transpose().map_err(|_| StoreError::Corrupt("name".into()))?,
+        name: row
+            .opt_text("name")?
+            .map(Name::parse)
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("name".into()))?,
         role: row.parsed("role", |s| some(EndUserRole::parse(s)))?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
@@ -118,16 +130,18 @@ pub async fn insert_end_user(conn: &mut AnyConnection, tenant_id: &str, u: &EndU
 }
 
 pub async fn update_end_user(conn: &mut AnyConnection, tenant_id: &str, u: &EndUser) -> StoreResult<()> {
-    sqlx::query("UPDATE end_users SET email = $3, name = $4, role = $5, updated_at = $6 WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant_id)
-        .bind(&u.id)
-        .bind(u.email.as_str())
-        .bind(u.name.as_ref().map(Name::as_str))
-        .bind(u.role.as_str())
-        .bind(millis(u.updated_at))
-        .execute(conn)
-        .await
-        .map_err(StoreError::from_write)?;
+    sqlx::query(
+        "UPDATE end_users SET email = $3, name = $4, role = $5, updated_at = $6 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(&u.id)
+    .bind(u.email.as_str())
+    .bind(u.name.as_ref().map(Name::as_str))
+    .bind(u.role.as_str())
+    .bind(millis(u.updated_at))
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
     Ok(())
 }
 
@@ -137,9 +151,17 @@ pub async fn get_end_user(conn: &mut AnyConnection, tenant_id: &str, id: &str) -
     row.as_ref().map(end_user).transpose()
 }
 
-pub async fn find_end_user_by_email(conn: &mut AnyConnection, tenant_id: &str, email: &Email) -> StoreResult<Option<EndUser>> {
+pub async fn find_end_user_by_email(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    email: &Email,
+) -> StoreResult<Option<EndUser>> {
     let sql = format!("SELECT {END_USER_COLUMNS} FROM end_users WHERE tenant_id = $1 AND email = $2");
-    let row = sqlx::query(&sql).bind(tenant_id).bind(email.as_str()).fetch_optional(conn).await?;
+    let row = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(email.as_str())
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(end_user).transpose()
 }
 

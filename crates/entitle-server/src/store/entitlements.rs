@@ -98,8 +98,14 @@ pub async fn update(conn: &mut AnyConnection, tenant_id: &str, e: &Entitlement) 
     .bind(millis(e.updated_at))
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM entitlement_features WHERE entitlement_id = $1").bind(&e.id).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM entitlement_attributes WHERE entitlement_id = $1").bind(&e.id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM entitlement_features WHERE entitlement_id = $1")
+        .bind(&e.id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM entitlement_attributes WHERE entitlement_id = $1")
+        .bind(&e.id)
+        .execute(&mut *conn)
+        .await?;
     insert_grants(conn, e).await
 }
 
@@ -155,8 +161,14 @@ pub async fn ids_in_scope(conn: &mut AnyConnection, tenant_id: &str, scope: Scop
     let (condition, id) = match scope {
         Scope::Product(id) => ("product_id = $2", id),
         Scope::Offering(id) => ("offering_id = $2", id),
-        Scope::Edition(id) => ("offering_id IN (SELECT id FROM offerings WHERE tenant_id = $1 AND edition_id = $2)", id),
-        Scope::Plan(id) => ("offering_id IN (SELECT id FROM offerings WHERE tenant_id = $1 AND plan_id = $2)", id),
+        Scope::Edition(id) => (
+            "offering_id IN (SELECT id FROM offerings WHERE tenant_id = $1 AND edition_id = $2)",
+            id,
+        ),
+        Scope::Plan(id) => (
+            "offering_id IN (SELECT id FROM offerings WHERE tenant_id = $1 AND plan_id = $2)",
+            id,
+        ),
     };
     let sql = format!("SELECT id FROM entitlements WHERE tenant_id = $1 AND {condition} ORDER BY id");
     let rows = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_all(conn).await?;
@@ -165,7 +177,11 @@ pub async fn ids_in_scope(conn: &mut AnyConnection, tenant_id: &str, scope: Scop
 
 pub async fn get(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Entitlement>> {
     let sql = format!("SELECT {COLUMNS} FROM entitlements WHERE tenant_id = $1 AND id = $2");
-    let row = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_optional(&mut *conn).await?;
+    let row = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
     match row {
         Some(row) => Ok(Some(with_grants(conn, &row).await?)),
         None => Ok(None),
@@ -180,7 +196,11 @@ pub struct EntitlementFilter<'a> {
     pub limit: i64,
 }
 
-pub async fn list(conn: &mut AnyConnection, tenant_id: &str, filter: &EntitlementFilter<'_>) -> StoreResult<Vec<Entitlement>> {
+pub async fn list(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    filter: &EntitlementFilter<'_>,
+) -> StoreResult<Vec<Entitlement>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM entitlements
          WHERE tenant_id = $1 AND id > $2 AND ($3 = '' OR customer_id = $3) AND ($4 = '' OR sku = $4)
@@ -258,7 +278,7 @@ async fn with_grants(conn: &mut AnyConnection, row: &AnyRow) -> StoreResult<Enti
         order_ref: row.opt_text("order_ref")?,
         quantity: row.int("quantity")?,
         extra_seats: row.int("extra_seats")?,
-        activation_code: row.parsed("activation_code", |s| ActivationCode::parse(s))?,
+        activation_code: row.parsed("activation_code", ActivationCode::parse)?,
         terms: Terms {
             seat_count: row.int("seat_count")?,
             overdraft: Overdraft {
@@ -268,17 +288,17 @@ async fn with_grants(conn: &mut AnyConnection, row: &AnyRow) -> StoreResult<Enti
             },
             concurrency_mode: row.parsed("concurrency_mode", |s| some(ConcurrencyMode::parse(s)))?,
             periods: Periods {
-                lease_period: row.from_str("lease_period")?,
-                offline_lease_period: row.from_str("offline_lease_period")?,
-                grace_period: row.from_str("grace_period")?,
-                linger_period: row.from_str("linger_period")?,
+                lease_period: row.parse_column("lease_period")?,
+                offline_lease_period: row.parse_column("offline_lease_period")?,
+                grace_period: row.parse_column("grace_period")?,
+                linger_period: row.parse_column("linger_period")?,
             },
             features,
             attributes,
         },
         plan: PlanTerms {
             license_type: row.parsed("license_type", |s| some(LicenseType::parse(s)))?,
-            duration: row.from_str("duration")?,
+            duration: row.parse_column("duration")?,
             start: row.parsed("start_mode", |s| some(PlanStart::parse(s)))?,
             kind: row.parsed("plan_kind", |s| some(PlanKind::parse(s)))?,
         },

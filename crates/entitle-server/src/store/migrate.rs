@@ -34,11 +34,15 @@ pub(super) async fn run(store: &Store) -> anyhow::Result<()> {
     let mut conn = store.write_conn().await?;
     if store.backend == Backend::Postgres {
         // Several instances may start at once against one database: one migrates, the others wait.
-        sqlx::query("SELECT pg_advisory_lock(7452012)").execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_lock(7452012)")
+            .execute(&mut *conn)
+            .await?;
     }
     let result = apply_pending(store.backend, &mut conn).await;
     if store.backend == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_unlock(7452012)").execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_unlock(7452012)")
+            .execute(&mut *conn)
+            .await?;
     }
     result
 }

@@ -91,7 +91,11 @@ impl Store {
     }
 
     async fn open_sqlite(url: &str) -> anyhow::Result<Store> {
-        let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+        let url = if url.contains('?') {
+            url.to_owned()
+        } else {
+            format!("{url}?mode=rwc")
+        };
         if let Some(path) = url.strip_prefix("sqlite://").and_then(|rest| rest.split('?').next()) {
             if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -116,8 +120,14 @@ impl Store {
                     })
                 })
         };
-        let write = pool(1).connect_with(options.clone()).await.context("opening the SQLite database")?;
-        let read = pool(8).connect_with(options).await.context("opening the SQLite database")?;
+        let write = pool(1)
+            .connect_with(options.clone())
+            .await
+            .context("opening the SQLite database")?;
+        let read = pool(8)
+            .connect_with(options)
+            .await
+            .context("opening the SQLite database")?;
         Ok(Store {
             read,
             write,

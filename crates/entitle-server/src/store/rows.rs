@@ -17,7 +17,7 @@ pub(crate) trait RowExt {
     /// A text column parsed by `parse` (a domain constructor).
     fn parsed<T, E>(&self, column: &str, parse: impl FnOnce(&str) -> Result<T, E>) -> StoreResult<T>;
     /// A text column parsed with `FromStr`.
-    fn from_str<T: FromStr>(&self, column: &str) -> StoreResult<T> {
+    fn parse_column<T: FromStr>(&self, column: &str) -> StoreResult<T> {
         self.parsed(column, |s| s.parse::<T>())
     }
 }

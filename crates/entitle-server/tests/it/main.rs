@@ -1,1 +1,12 @@
+//! Integration tests: one binary, the real server on port 0, real SQLite files and (with
+//! `ENTITLE_TEST_DATABASE_URL`) real PostgreSQL databases.
 
+mod helpers;
+
+mod access;
+mod bad_input;
+mod catalogue;
+mod cli;
+mod entitlements;
+mod events;
+mod ops;

@@ -1,0 +1,100 @@
+//! The `entitle` binary as an operator runs it.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::helpers::TempDir;
+
+fn entitle(data_dir: &TempDir, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_entitle"))
+        .args(["--data-dir", data_dir.0.to_str().unwrap()])
+        .args(args)
+        .env_remove("ENTITLE_DATABASE_URL")
+        .env_remove("ENTITLE_CONFIG")
+        .output()
+        .expect("run entitle")
+}
+
+#[test]
+fn tenant_create_and_demo_print_credentials() {
+    let dir = TempDir::new();
+    let output = entitle(&dir, &["tenant", "create", "--name", "Acme"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let created: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert!(created["tenant_id"].as_str().unwrap().starts_with("ten_"));
+    assert!(created["api_key"].as_str().unwrap().starts_with("esk_"));
+    assert!(dir.0.join("entitle.db").exists(), "SQLite in the data directory");
+
+    let demo = entitle(&dir, &["demo"]);
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let text = String::from_utf8(demo.stdout).unwrap();
+    for expected in [
+        "admin API key:  esk_",
+        "PF-BASIC-M",
+        "PF-STUDIO-Y",
+        "activation code",
+        "openapi.json",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+    let refused = entitle(&dir, &["tenant", "create", "--name", "  "]);
+    assert!(!refused.status.success());
+}
+
+#[test]
+fn serve_answers_and_stops_cleanly_on_sigterm() {
+    let dir = TempDir::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_entitle"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.0.to_str().unwrap(),
+        ])
+        .env_remove("ENTITLE_DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start entitle serve");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut address = None;
+    let mut log = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("listening") {
+            address = line
+                .split("address=")
+                .nth(1)
+                .map(|a| a.split_whitespace().next().unwrap().to_owned());
+            break;
+        }
+    }
+    let address = address.unwrap_or_else(|| panic!("no listening line in:\n{log}"));
+    assert!(log.contains("entitle.db"), "the log says where the data is:\n{log}");
+
+    let healthy = Command::new(env!("CARGO_BIN_EXE_entitle"))
+        .args(["healthcheck", "--listen", &address])
+        .output()
+        .unwrap();
+    assert!(healthy.status.success(), "{}", String::from_utf8_lossy(&healthy.stderr));
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+
+    let down = Command::new(env!("CARGO_BIN_EXE_entitle"))
+        .args(["healthcheck", "--listen", &address])
+        .output()
+        .unwrap();
+    assert!(!down.status.success(), "healthcheck fails once the server is gone");
+}
