@@ -1,8 +1,12 @@
 //! Builds the application: opens the store, binds the listener, wires routes and middleware.
 
 use anyhow::Context;
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use secrecy::ExposeSecret;
 use std::future::Future;
@@ -12,6 +16,7 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::api::error::ApiError;
 use crate::config::Config;
 use crate::domain::ids;
 use crate::metrics::Metrics;
@@ -86,10 +91,30 @@ impl Application {
     }
 }
 
+/// Refuses a body whose declared length is over the limit before reading any of it.
+/// (Bodies without a declared length are cut off by `DefaultBodyLimit` as they are read.)
+async fn refuse_oversized(request: Request<Body>, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 pub fn router(state: AppState) -> Router {
     let metrics = axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track);
     crate::api::router(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_oversized))
         .layer(metrics)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
