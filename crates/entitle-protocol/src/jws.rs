@@ -166,13 +166,26 @@ mod tests {
         let keys = [s.public_key()];
         let payload = br#"{"a":1}"#;
         let detached = s.sign_detached(payload);
-        assert_eq!(verify_detached(&detached, br#"{"a":2}"#, &keys), Err(JwsError::BadSignature));
+        assert_eq!(
+            verify_detached(&detached, br#"{"a":2}"#, &keys),
+            Err(JwsError::BadSignature)
+        );
         let impostor = signer("k1", 9);
-        assert_eq!(verify_detached(&impostor.sign_detached(payload), payload, &keys), Err(JwsError::BadSignature));
+        assert_eq!(
+            verify_detached(&impostor.sign_detached(payload), payload, &keys),
+            Err(JwsError::BadSignature)
+        );
         let other_kid = signer("k2", 7);
-        assert_eq!(verify_detached(&other_kid.sign_detached(payload), payload, &keys), Err(JwsError::UnknownKey));
+        assert_eq!(
+            verify_detached(&other_kid.sign_detached(payload), payload, &keys),
+            Err(JwsError::UnknownKey)
+        );
         assert_eq!(verify_compact("a.b", &keys), Err(JwsError::Malformed));
-        let none_alg = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#), URL_SAFE_NO_PAD.encode(payload));
+        let none_alg = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
         assert_eq!(verify_compact(&none_alg, &keys), Err(JwsError::UnsupportedAlgorithm));
         let token = s.sign_compact(payload);
         let mut tampered = token.clone();

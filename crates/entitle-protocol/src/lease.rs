@@ -6,6 +6,7 @@ use crate::jws::{verify_compact, JwsError, PublicKey};
 
 /// Lease token claims. Times are Unix seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseClaims {
     /// The tenant (software vendor).
     pub iss: String,
@@ -26,6 +27,7 @@ pub struct LeaseClaims {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntitlementClaims {
     pub id: String,
     /// `active` or `grace` (a lease is never issued otherwise).
@@ -44,6 +46,7 @@ pub struct EntitlementClaims {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeatClaims {
     /// The device fingerprint or user id the seat is bound to.
     pub id: String,
@@ -55,6 +58,7 @@ pub struct SeatClaims {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeatureClaim {
     pub key: String,
     /// `bool`, `element_pool` or `usage_count`.
@@ -70,6 +74,7 @@ pub struct FeatureClaim {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttributeClaims {
     pub key: String,
     pub value: serde_json::Value,
@@ -188,9 +193,21 @@ pub(crate) mod tests {
         let claims = LeaseClaims::verify(&token, &keys, 1_500, "prd_1", "machine-1").unwrap();
         assert!(claims.is_enabled("export"));
         assert!(!claims.is_enabled("import"));
-        assert_eq!(LeaseClaims::verify(&token, &keys, 2_000, "prd_1", "machine-1"), Err(LeaseError::Expired));
-        assert_eq!(LeaseClaims::verify(&token, &keys, 1_500, "prd_2", "machine-1"), Err(LeaseError::WrongProduct));
-        assert_eq!(LeaseClaims::verify(&token, &keys, 1_500, "prd_1", "machine-2"), Err(LeaseError::WrongSeat));
-        assert_eq!(LeaseClaims::verify(&token, &keys, 500, "prd_1", "machine-1"), Err(LeaseError::IssuedInFuture));
+        assert_eq!(
+            LeaseClaims::verify(&token, &keys, 2_000, "prd_1", "machine-1"),
+            Err(LeaseError::Expired)
+        );
+        assert_eq!(
+            LeaseClaims::verify(&token, &keys, 1_500, "prd_2", "machine-1"),
+            Err(LeaseError::WrongProduct)
+        );
+        assert_eq!(
+            LeaseClaims::verify(&token, &keys, 1_500, "prd_1", "machine-2"),
+            Err(LeaseError::WrongSeat)
+        );
+        assert_eq!(
+            LeaseClaims::verify(&token, &keys, 500, "prd_1", "machine-1"),
+            Err(LeaseError::IssuedInFuture)
+        );
     }
 }

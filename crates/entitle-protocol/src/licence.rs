@@ -102,7 +102,10 @@ mod tests {
         let keys = [signer.public_key()];
         let mut claims = crate::lease::tests::sample(10_000);
         claims.seat.offline = true;
-        let file = write_licence_file(&signer.sign_compact(&serde_json::to_vec(&claims).unwrap()), "eas_secret");
+        let file = write_licence_file(
+            &signer.sign_compact(&serde_json::to_vec(&claims).unwrap()),
+            "eas_secret",
+        );
         assert_eq!(read_licence_secret(&file).as_deref(), Some("eas_secret"));
         assert!(verify_licence_file(&file, &keys, 5_000, "prd_1", "machine-1").is_ok());
         assert!(verify_licence_file(&file.replace('A', "B"), &keys, 5_000, "prd_1", "machine-1").is_err());

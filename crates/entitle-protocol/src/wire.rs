@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// `POST /licensing/v1/activate`. The credential is an activation code, or an end user's
 /// email and password (account-based licensing).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
     pub tenant: String,
@@ -24,6 +25,7 @@ pub struct ActivateRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivateResponse {
     pub activation_id: String,
     /// Send as `Authorization: Bearer …` on the activation's later calls. Keep it secret.
@@ -35,6 +37,7 @@ pub struct ActivateResponse {
 
 /// `POST /licensing/v1/activation/features/{key}/checkout` and `…/return`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CountRequest {
     /// Units, at least 1. Default 1.
@@ -44,6 +47,7 @@ pub struct CountRequest {
 
 /// `POST /licensing/v1/activation/usage`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UsageRequest {
     pub feature: String,
@@ -57,6 +61,7 @@ fn one() -> i64 {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeactivateResponse {
     pub activation_id: String,
     pub deactivated: bool,
@@ -65,12 +70,14 @@ pub struct DeactivateResponse {
 
 /// A refusal: `code` is stable, match on it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Denial {
     pub error: DenialDetail,
     pub nonce: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DenialDetail {
     pub code: String,
     pub message: String,
@@ -96,6 +103,7 @@ pub mod denial {
 
 /// Offline activation: the request an air-gapped application writes to a file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OfflineActivationRequest {
     pub tenant: String,
@@ -109,6 +117,7 @@ pub struct OfflineActivationRequest {
 
 /// Offline deactivation: written by the application once it has deleted its licence file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OfflineDeactivationRequest {
     pub tenant: String,

@@ -17,9 +17,11 @@ use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, 
 use tower_http::trace::TraceLayer;
 
 use crate::api::error::ApiError;
+use crate::api::rate_limit::FailureLimiter;
 use crate::config::Config;
 use crate::domain::ids;
 use crate::metrics::Metrics;
+use crate::services::signing::KeyRing;
 use crate::store::Store;
 
 /// Request bodies larger than this are refused with 413 before they are read.
@@ -32,7 +34,14 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
+    pub keys: Arc<KeyRing>,
+    /// Failed licensing credentials per address.
+    pub failures: Arc<FailureLimiter>,
 }
+
+/// Failed activation credentials allowed per address and window before 429.
+const CREDENTIAL_FAILURES: u32 = 10;
+const CREDENTIAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A bound, ready-to-run server. Tests build it on port 0 and read the port back.
 pub struct Application {
@@ -61,6 +70,8 @@ impl Application {
                 store,
                 metrics: Arc::new(Metrics::default()),
                 config: Arc::new(config),
+                keys: Arc::new(KeyRing::default()),
+                failures: Arc::new(FailureLimiter::new(CREDENTIAL_FAILURES, CREDENTIAL_WINDOW)),
             },
         })
     }

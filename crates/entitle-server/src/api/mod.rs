@@ -1,12 +1,15 @@
 //! HTTP APIs. The management API's routes are registered together with their OpenAPI
 //! descriptions, so the document served at `/api/v1/openapi.json` cannot drift from the code.
 
+pub mod activations;
 pub mod admin;
 mod crud;
 pub mod entitlements;
 pub mod error;
 pub mod extract;
+pub mod licensing;
 pub mod ops;
+pub mod rate_limit;
 pub mod resources;
 
 use axum::routing::get;
@@ -25,11 +28,14 @@ use resources::*;
 #[derive(OpenApi)]
 #[openapi(
     info(
-        title = "Entitle management API",
-        description = "The vendor's back end: catalogue, customers, entitlements, API keys and the event log. \
-                       Authenticate with `Authorization: Bearer <API key>`. Errors are \
+        title = "Entitle API",
+        description = "The management API (`/api/v1`) is the vendor's back end: catalogue, customers, \
+                       entitlements, activations, API keys and the event log. Authenticate with \
+                       `Authorization: Bearer <API key>`. Errors are \
                        `{\"error\": {\"code\": \"…\", \"message\": \"…\"}}`; match on `code`. \
-                       Lists are cursor-paginated with `limit` and `after`."
+                       Lists are cursor-paginated with `limit` and `after`. \
+                       The licensing API (`/licensing/v1`) is for applications: every answer is signed \
+                       (`Entitle-Signature`, a detached EdDSA JWS over the body) and echoes the client's nonce."
     ),
     modifiers(&BearerAuth),
     tags(
@@ -38,6 +44,8 @@ use resources::*;
         (name = "entitlements", description = "Entitlements and their lifecycle"),
         (name = "events", description = "The append-only record of every change"),
         (name = "api-keys", description = "Keys for this API"),
+        (name = "activations", description = "Seats held by devices and users"),
+        (name = "licensing", description = "For applications: activation, leases, features, usage, offline"),
     )
 )]
 struct ManagementApi;
@@ -48,6 +56,10 @@ impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut OpenApiDoc) {
         if let Some(components) = openapi.components.as_mut() {
             components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+            components.add_security_scheme(
+                "activation_secret",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
         }
     }
 }
@@ -81,21 +93,40 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::create_api_key, admin::list_api_keys))
         .routes(routes!(admin::revoke_api_key))
         .routes(routes!(admin::list_events))
+        .routes(routes!(activations::list))
+        .routes(routes!(activations::log))
+        .routes(routes!(activations::get))
+        .routes(routes!(activations::revoke))
 }
 
-/// The management API's OpenAPI document.
-pub fn openapi() -> OpenApiDoc {
-    let (_, doc) = OpenApiRouter::<AppState>::with_openapi(ManagementApi::openapi())
+fn licensing_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(licensing::activate))
+        .routes(routes!(licensing::state, licensing::deactivate))
+        .routes(routes!(licensing::refresh))
+        .routes(routes!(licensing::checkout))
+        .routes(routes!(licensing::give_back))
+        .routes(routes!(licensing::usage))
+        .routes(routes!(licensing::offline_activate))
+        .routes(routes!(licensing::offline_deactivate))
+        .routes(routes!(licensing::jwks))
+}
+
+fn all_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ManagementApi::openapi())
         .nest("/api/v1", management())
-        .split_for_parts();
+        .merge(licensing_routes())
+}
+
+/// The OpenAPI document of every JSON endpoint.
+pub fn openapi() -> OpenApiDoc {
+    let (_, doc) = all_routes().split_for_parts();
     doc
 }
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = OpenApiRouter::with_openapi(ManagementApi::openapi())
-        .nest("/api/v1", management())
-        .split_for_parts();
+    let (api, doc) = all_routes().split_for_parts();
     let doc = Arc::new(doc);
     api.route(
         "/api/v1/openapi.json",

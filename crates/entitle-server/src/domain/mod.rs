@@ -6,6 +6,8 @@ pub mod entitlement;
 pub mod ids;
 pub mod interval;
 pub mod keys;
+pub mod licensing;
+pub mod passwords;
 pub mod text;
 
 pub use catalogue::*;

@@ -4,9 +4,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{changes, found, nullable, on_duplicate, record, snapshot, Ctx, Page, Paging, ServiceResult};
-use crate::domain::{check_external_ref, ids, Customer, Email, EndUser, EndUserRole, Name};
+use crate::domain::{check_external_ref, ids, passwords, Customer, Email, EndUser, EndUserRole, Name};
 use crate::store::customers::{self as db, CustomerFilter};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -135,6 +135,9 @@ pub struct NewEndUser {
     pub name: Option<Name>,
     /// Default: `user`.
     pub role: Option<EndUserRole>,
+    /// For account-based licensing (activation with email and password): 10 to 256 characters.
+    /// Stored as an argon2id hash, never shown.
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -145,6 +148,8 @@ pub struct EndUserPatch {
     #[schema(value_type = Option<String>)]
     pub name: Option<Option<Name>>,
     pub role: Option<EndUserRole>,
+    /// Sets a new password (10 to 256 characters).
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -157,7 +162,21 @@ pub struct EndUserQuery {
 
 const EMAIL_TAKEN: (&str, &str) = ("email_taken", "another end user already has this email");
 
+/// Hashes a password off the async runtime: argon2id takes tens of milliseconds on purpose.
+async fn password_hash(password: Option<String>) -> ServiceResult<Option<String>> {
+    let Some(password) = password else {
+        return Ok(None);
+    };
+    passwords::check_strength(&password)?;
+    let hashed = tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("password hashing task: {e}")))?
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("password hashing: {e}")))?;
+    Ok(Some(hashed))
+}
+
 pub async fn create_end_user(store: &Store, ctx: &Ctx, input: NewEndUser) -> ServiceResult<EndUser> {
+    let hash = password_hash(input.password).await?;
     let mut tx = store.begin().await?;
     found(
         db::get_customer(&mut tx, &ctx.tenant_id, &input.customer_id).await?,
@@ -175,6 +194,9 @@ pub async fn create_end_user(store: &Store, ctx: &Ctx, input: NewEndUser) -> Ser
     db::insert_end_user(&mut tx, &ctx.tenant_id, &user)
         .await
         .map_err(on_duplicate(EMAIL_TAKEN.0, EMAIL_TAKEN.1))?;
+    if let Some(hash) = &hash {
+        db::set_password(&mut tx, &ctx.tenant_id, &user.id, hash).await?;
+    }
     record(&mut tx, ctx, "end_user.created", "end_user", &user.id, snapshot(&user)).await?;
     tx.commit().await?;
     Ok(user)
@@ -206,6 +228,7 @@ pub async fn list_end_users(store: &Store, ctx: &Ctx, query: &EndUserQuery) -> S
 }
 
 pub async fn update_end_user(store: &Store, ctx: &Ctx, id: &str, patch: EndUserPatch) -> ServiceResult<EndUser> {
+    let hash = password_hash(patch.password).await?;
     let mut tx = store.begin().await?;
     let before = found(db::get_end_user(&mut tx, &ctx.tenant_id, id).await?, "end user")?;
     let mut user = before.clone();
@@ -216,15 +239,12 @@ pub async fn update_end_user(store: &Store, ctx: &Ctx, id: &str, patch: EndUserP
     db::update_end_user(&mut tx, &ctx.tenant_id, &user)
         .await
         .map_err(on_duplicate(EMAIL_TAKEN.0, EMAIL_TAKEN.1))?;
-    record(
-        &mut tx,
-        ctx,
-        "end_user.updated",
-        "end_user",
-        id,
-        changes(&before, &user),
-    )
-    .await?;
+    let mut summary = changes(&before, &user);
+    if let Some(hash) = &hash {
+        db::set_password(&mut tx, &ctx.tenant_id, id, hash).await?;
+        summary["password"] = serde_json::json!("changed");
+    }
+    record(&mut tx, ctx, "end_user.updated", "end_user", id, summary).await?;
     tx.commit().await?;
     Ok(user)
 }

@@ -411,7 +411,7 @@ pub struct Renewal {
 
 pub async fn renew(store: &Store, ctx: &Ctx, id: &str, input: Renewal) -> ServiceResult<EntitlementView> {
     let now = ctx.now;
-    modify(store, ctx, id, "entitlement.renewed", async |_conn, e| {
+    modify(store, ctx, id, "entitlement.renewed", async |conn, e| {
         let duration = input.duration.unwrap_or(e.plan.duration);
         let (starts_at, expires_at) = renewed_period(
             &e.plan,
@@ -431,6 +431,7 @@ pub async fn renew(store: &Store, ctx: &Ctx, id: &str, input: Renewal) -> Servic
                 grant.used = 0;
             }
         }
+        db::reset_usage(conn, &e.id).await?;
         Ok(())
     })
     .await

@@ -7,6 +7,8 @@ pub mod catalogue;
 pub mod customers;
 pub mod entitlements;
 pub mod events;
+pub mod licensing;
+pub mod signing;
 pub mod tenants;
 
 use chrono::{DateTime, Utc};

@@ -185,3 +185,28 @@ pub async fn list_end_users(
         .await?;
     rows.iter().map(end_user).collect()
 }
+
+/// The customer and password hash of an end user, for account-based activation.
+pub async fn end_user_credentials(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    email: &str,
+) -> StoreResult<Option<(String, Option<String>)>> {
+    let row = sqlx::query("SELECT customer_id, password_hash FROM end_users WHERE tenant_id = $1 AND email = $2")
+        .bind(tenant_id)
+        .bind(email)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|row| Ok((row.text("customer_id")?, row.opt_text("password_hash")?)))
+        .transpose()
+}
+
+pub async fn set_password(conn: &mut AnyConnection, tenant_id: &str, id: &str, hash: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE end_users SET password_hash = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .bind(hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

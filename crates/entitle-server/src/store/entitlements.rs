@@ -61,7 +61,8 @@ pub async fn insert(conn: &mut AnyConnection, tenant_id: &str, e: &Entitlement) 
     insert_grants(conn, e).await
 }
 
-/// Writes every value of `e` back, except the counters the licensing API owns (`seats_used`).
+/// Writes every value of `e` back, except the counters the licensing API owns (`seats_used`,
+/// the features' `used`).
 pub async fn update(conn: &mut AnyConnection, tenant_id: &str, e: &Entitlement) -> StoreResult<()> {
     sqlx::query(
         "UPDATE entitlements SET offering_id = $3, sku = $4, order_ref = $5, quantity = $6, extra_seats = $7,
@@ -98,15 +99,54 @@ pub async fn update(conn: &mut AnyConnection, tenant_id: &str, e: &Entitlement) 
     .bind(millis(e.updated_at))
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM entitlement_features WHERE entitlement_id = $1")
+    sync_grants(conn, e).await
+}
+
+/// Brings the grant rows in line with `e.terms` without touching the `used` counters, which
+/// belong to the licensing API (concurrent checkouts and usage must never be overwritten).
+async fn sync_grants(conn: &mut AnyConnection, e: &Entitlement) -> StoreResult<()> {
+    let existing = sqlx::query("SELECT feature_id FROM entitlement_features WHERE entitlement_id = $1")
         .bind(&e.id)
+        .fetch_all(&mut *conn)
+        .await?;
+    for row in &existing {
+        let feature_id = row.text("feature_id")?;
+        if !e.terms.features.values().any(|g| g.feature_id == feature_id) {
+            sqlx::query("DELETE FROM entitlement_features WHERE entitlement_id = $1 AND feature_id = $2")
+                .bind(&e.id)
+                .bind(&feature_id)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    for grant in e.terms.features.values() {
+        sqlx::query(
+            "INSERT INTO entitlement_features (entitlement_id, feature_id, enabled, limit_value, overdraft, used)
+             VALUES ($1, $2, $3, $4, $5, 0)
+             ON CONFLICT (entitlement_id, feature_id) DO UPDATE
+             SET enabled = excluded.enabled, limit_value = excluded.limit_value, overdraft = excluded.overdraft",
+        )
+        .bind(&e.id)
+        .bind(&grant.feature_id)
+        .bind(grant.enabled as i64)
+        .bind(grant.limit)
+        .bind(grant.overdraft)
         .execute(&mut *conn)
         .await?;
+    }
     sqlx::query("DELETE FROM entitlement_attributes WHERE entitlement_id = $1")
         .bind(&e.id)
         .execute(&mut *conn)
         .await?;
-    insert_grants(conn, e).await
+    for grant in e.terms.attributes.values() {
+        sqlx::query("INSERT INTO entitlement_attributes (entitlement_id, attribute_id, value) VALUES ($1, $2, $3)")
+            .bind(&e.id)
+            .bind(&grant.attribute_id)
+            .bind(&grant.value)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn insert_grants(conn: &mut AnyConnection, e: &Entitlement) -> StoreResult<()> {
@@ -186,6 +226,43 @@ pub async fn get(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> StoreRe
         Some(row) => Ok(Some(with_grants(conn, &row).await?)),
         None => Ok(None),
     }
+}
+
+/// The entitlement an activation code opens.
+pub async fn find_by_code(conn: &mut AnyConnection, tenant_id: &str, code: &str) -> StoreResult<Option<Entitlement>> {
+    let sql = format!("SELECT {COLUMNS} FROM entitlements WHERE tenant_id = $1 AND activation_code = $2");
+    let row = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(code)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(row) => Ok(Some(with_grants(conn, &row).await?)),
+        None => Ok(None),
+    }
+}
+
+/// A customer's entitlements to one product (account-based licensing picks among them).
+pub async fn of_customer_for_product(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    customer_id: &str,
+    product_id: &str,
+) -> StoreResult<Vec<Entitlement>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM entitlements WHERE tenant_id = $1 AND customer_id = $2 AND product_id = $3 ORDER BY id"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(customer_id)
+        .bind(product_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut entitlements = Vec::with_capacity(rows.len());
+    for row in &rows {
+        entitlements.push(with_grants(conn, row).await?);
+    }
+    Ok(entitlements)
 }
 
 pub struct EntitlementFilter<'a> {

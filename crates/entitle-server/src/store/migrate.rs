@@ -14,6 +14,7 @@ struct Migration {
 }
 
 const SCHEMA: &str = include_str!("../../migrations/common/0001_schema.sql");
+const LICENSING: &str = include_str!("../../migrations/common/0003_licensing.sql");
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -27,6 +28,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "events_append_only",
         sqlite: include_str!("../../migrations/sqlite/0002_events_append_only.sql"),
         postgres: include_str!("../../migrations/postgres/0002_events_append_only.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "licensing",
+        sqlite: LICENSING,
+        postgres: LICENSING,
     },
 ];
 

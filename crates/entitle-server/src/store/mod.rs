@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod customers;
 pub mod entitlements;
 pub mod events;
+pub mod licensing;
 pub mod tenants;
 
 use anyhow::Context;
@@ -161,7 +162,7 @@ impl Store {
         self.write.close().await;
     }
 
-    pub(crate) async fn write_conn(&self) -> StoreResult<PoolConnection<Any>> {
+    pub async fn write_conn(&self) -> StoreResult<PoolConnection<Any>> {
         Ok(self.write.acquire().await?)
     }
 }

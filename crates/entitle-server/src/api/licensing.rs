@@ -1,0 +1,424 @@
+//! The licensing API for applications: `/licensing/v1/…`. Every answer (denials included) is
+//! signed with the tenant's key: the `Entitle-Signature` header is a detached JWS over the exact
+//! body bytes, and the body echoes the client's nonce.
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use entitle_protocol::licence::{self, ACTIVATION_REQUEST_LABEL, DEACTIVATION_REQUEST_LABEL};
+use entitle_protocol::{
+    ActivateRequest, ActivateResponse, CountRequest, DeactivateResponse, Denial as DenialBody, DenialDetail, Jwks,
+    LeaseClaims, OfflineActivationRequest, OfflineDeactivationRequest, UsageRequest, SIGNATURE_HEADER,
+};
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath};
+use crate::app::AppState;
+use crate::domain::licensing::Denial;
+use crate::services::licensing::{self as licensing, Lease, LicensingError, Mode, Origin};
+use crate::services::signing::TenantKeys;
+
+const NONCE_HEADER: &str = "entitle-nonce";
+
+fn origin(address: SocketAddr) -> Origin {
+    Origin {
+        ip: Some(address.ip().to_string()),
+        now: crate::services::now(),
+    }
+}
+
+/// A JSON body, signed when the tenant's keys are known.
+fn signed(keys: Option<&TenantKeys>, status: StatusCode, body: Vec<u8>) -> Response {
+    let signature = keys.map(|keys| keys.signer.sign_detached(&body));
+    let mut response = (status, [(CONTENT_TYPE, "application/json")], body).into_response();
+    if let Some(value) = signature.and_then(|s| HeaderValue::from_str(&s).ok()) {
+        response.headers_mut().insert(SIGNATURE_HEADER, value);
+    }
+    response
+}
+
+fn to_bytes(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn denial_response(keys: Option<&TenantKeys>, error: LicensingError, nonce: Option<String>) -> Response {
+    let (status, code, message) = match error {
+        LicensingError::Denied(denial) => (
+            StatusCode::from_u16(denial.status()).unwrap_or(StatusCode::FORBIDDEN),
+            denial.code().to_owned(),
+            denial.message().to_owned(),
+        ),
+        LicensingError::BadRequest(message) => (
+            StatusCode::BAD_REQUEST,
+            Denial::InvalidRequest.code().to_owned(),
+            message,
+        ),
+        LicensingError::Internal(error) => return ApiError::from(error).into_response(),
+    };
+    let body = DenialBody {
+        error: DenialDetail { code, message },
+        nonce,
+    };
+    signed(keys, status, to_bytes(&body))
+}
+
+async fn tenant_keys(app: &AppState, tenant_id: &str) -> Result<Option<std::sync::Arc<TenantKeys>>, Response> {
+    app.keys
+        .get(&app.store, tenant_id)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())
+}
+
+/// The lease claims as the body: with the detached signature they form the new lease token.
+async fn lease_response(app: &AppState, lease: Lease) -> Response {
+    match tenant_keys(app, &lease.tenant_id).await {
+        Ok(keys) => signed(keys.as_deref(), StatusCode::OK, to_bytes(&lease.claims)),
+        Err(response) => response,
+    }
+}
+
+fn rate_limited(app: &AppState, ip: IpAddr, keys: Option<&TenantKeys>, nonce: &str) -> Option<Response> {
+    let wait = app.failures.blocked(ip)?;
+    let mut response = denial_response(keys, Denial::RateLimited.into(), Some(nonce.to_owned()));
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(wait));
+    Some(response)
+}
+
+/// Takes a seat with an activation code or an end user's email and password.
+#[utoipa::path(post, path = "/licensing/v1/activate", tag = "licensing", request_body = ActivateRequest,
+    responses((status = 200, body = ActivateResponse), (status = "4XX", body = DenialBody)))]
+pub async fn activate(
+    State(app): State<AppState>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    ApiJson(request): ApiJson<ActivateRequest>,
+) -> Response {
+    let keys = match tenant_keys(&app, &request.tenant).await {
+        Ok(keys) => keys,
+        Err(response) => return response,
+    };
+    if let Some(response) = rate_limited(&app, address.ip(), keys.as_deref(), &request.nonce) {
+        return response;
+    }
+    let Some(keys) = keys else {
+        app.failures.record_failure(address.ip());
+        return denial_response(None, Denial::InvalidCredential.into(), Some(request.nonce));
+    };
+    match licensing::activate(&app.store, &request, Mode::Online, &origin(address)).await {
+        Ok(activated) => {
+            let body = ActivateResponse {
+                activation_id: activated.activation_id,
+                activation_secret: activated.secret,
+                lease_token: keys.signer.sign_compact(&to_bytes(&activated.lease.claims)),
+                nonce: request.nonce,
+            };
+            signed(Some(&keys), StatusCode::OK, to_bytes(&body))
+        }
+        Err(error) => {
+            if matches!(error, LicensingError::Denied(Denial::InvalidCredential)) {
+                app.failures.record_failure(address.ip());
+            }
+            denial_response(Some(&keys), error, Some(request.nonce))
+        }
+    }
+}
+
+/// `Authorization: Bearer <activation secret>` and `Entitle-Nonce: <nonce>`.
+pub struct ActivationCall {
+    secret: String,
+    nonce: String,
+    origin: Origin,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ActivationCall {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let header = |name| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::trim)
+        };
+        let nonce = header(NONCE_HEADER).unwrap_or_default().to_owned();
+        let Some(secret) = header(AUTHORIZATION.as_str())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned)
+        else {
+            return Err(denial_response(None, Denial::InvalidActivation.into(), Some(nonce)));
+        };
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| *a)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        Ok(ActivationCall {
+            secret,
+            nonce,
+            origin: origin(address),
+        })
+    }
+}
+
+async fn lease_or_denial(app: &AppState, call: &ActivationCall, outcome: Result<Lease, LicensingError>) -> Response {
+    match outcome {
+        Ok(lease) => lease_response(app, lease).await,
+        Err(error) => {
+            let keys = tenant_of_secret(app, &call.secret).await;
+            denial_response(keys.as_deref(), error, Some(call.nonce.clone()))
+        }
+    }
+}
+
+/// Denials for a known activation are signed with its tenant's key.
+async fn tenant_of_secret(app: &AppState, secret: &str) -> Option<std::sync::Arc<TenantKeys>> {
+    let mut conn = app.store.read().await.ok()?;
+    let hash = crate::domain::keys::hash_secret(secret);
+    let (tenant_id, _) = crate::store::licensing::activation_by_secret(&mut conn, &hash)
+        .await
+        .ok()??;
+    drop(conn);
+    app.keys.get(&app.store, &tenant_id).await.ok()?
+}
+
+/// The activation's current lease (not extended). The body is the lease claims; with the
+/// signature header it forms the lease token.
+#[utoipa::path(get, path = "/licensing/v1/activation", tag = "licensing",
+    params(("entitle-nonce" = String, Header, description = "A fresh random value, echoed in the signed body")),
+    responses((status = 200, body = LeaseClaims), (status = "4XX", body = DenialBody)),
+    security(("activation_secret" = [])))]
+pub async fn state(State(app): State<AppState>, call: ActivationCall) -> Response {
+    let outcome = licensing::state(&app.store, &call.secret, &call.nonce, &call.origin).await;
+    lease_or_denial(&app, &call, outcome).await
+}
+
+/// Extends the lease (never past the entitlement's expiry plus grace) and answers the new lease.
+#[utoipa::path(post, path = "/licensing/v1/activation/refresh", tag = "licensing",
+    params(("entitle-nonce" = String, Header)),
+    responses((status = 200, body = LeaseClaims), (status = "4XX", body = DenialBody)),
+    security(("activation_secret" = [])))]
+pub async fn refresh(State(app): State<AppState>, call: ActivationCall) -> Response {
+    let outcome = licensing::refresh(&app.store, &call.secret, &call.nonce, &call.origin).await;
+    lease_or_denial(&app, &call, outcome).await
+}
+
+/// Frees the seat and returns every unit it holds.
+#[utoipa::path(delete, path = "/licensing/v1/activation", tag = "licensing",
+    params(("entitle-nonce" = String, Header)),
+    responses((status = 200, body = DeactivateResponse), (status = "4XX", body = DenialBody)),
+    security(("activation_secret" = [])))]
+pub async fn deactivate(State(app): State<AppState>, call: ActivationCall) -> Response {
+    match licensing::deactivate(&app.store, &call.secret, &call.nonce, &call.origin).await {
+        Ok((tenant_id, activation_id)) => {
+            let keys = tenant_keys(&app, &tenant_id).await.ok().flatten();
+            let body = DeactivateResponse {
+                activation_id,
+                deactivated: true,
+                nonce: Some(call.nonce),
+            };
+            signed(keys.as_deref(), StatusCode::OK, to_bytes(&body))
+        }
+        Err(error) => {
+            let keys = tenant_of_secret(&app, &call.secret).await;
+            denial_response(keys.as_deref(), error, Some(call.nonce))
+        }
+    }
+}
+
+fn units(body: Option<axum::Json<CountRequest>>) -> i64 {
+    body.map_or(1, |axum::Json(b)| b.count)
+}
+
+/// Checks out units of an element-pool feature for this seat.
+#[utoipa::path(post, path = "/licensing/v1/activation/features/{key}/checkout", tag = "licensing",
+    params(("key" = String, Path), ("entitle-nonce" = String, Header)), request_body(content = Option<CountRequest>),
+    responses((status = 200, body = LeaseClaims), (status = "4XX", body = DenialBody)),
+    security(("activation_secret" = [])))]
+pub async fn checkout(
+    State(app): State<AppState>,
+    call: ActivationCall,
+    ApiPath(key): ApiPath<String>,
+    body: Option<axum::Json<CountRequest>>,
+) -> Response {
+    let outcome = licensing::check_out(
+        &app.store,
+        &call.secret,
+        &key,
+        units(body),
+        false,
+        &call.nonce,
+        &call.origin,
+    )
+    .await;
+    lease_or_denial(&app, &call, outcome).await
+}
+
+/// Returns units of an element-pool feature this seat holds.
+#[utoipa::path(post, path = "/licensing/v1/activation/features/{key}/return", tag = "licensing",
+    params(("key" = String, Path), ("entitle-nonce" = String, Header)), request_body(content = Option<CountRequest>),
+    responses((status = 200, body = LeaseClaims), (status = "4XX", body = DenialBody)),
+    security(("activation_secret" = [])))]
+pub async fn give_back(
+    State(app): State<AppState>,
+    call: ActivationCall,
+    ApiPath(key): ApiPath<String>,
+    body: Option<axum::Json<CountRequest>>,
+) -> Response {
+    let outcome = licensing::check_out(
+        &app.store,
+        &call.secret,
+        &key,
+        units(body),
+        true,
+        &call.nonce,
+        &call.origin,
+    )
+    .await;
+    lease_or_denial(&app, &call, outcome).await
+}
+
+/// Consumes a metered (usage-count) feature; each use is recorded with its time.
+#[utoipa::path(post, path = "/licensing/v1/activation/usage", tag = "licensing",
+    params(("entitle-nonce" = String, Header)), request_body = UsageRequest,
+    responses((status = 200, body = LeaseClaims), (status = "4XX", body = DenialBody)),
+    security(("activation_secret" = [])))]
+pub async fn usage(
+    State(app): State<AppState>,
+    call: ActivationCall,
+    ApiJson(body): ApiJson<UsageRequest>,
+) -> Response {
+    let outcome = licensing::record_usage(
+        &app.store,
+        &call.secret,
+        &body.feature,
+        body.amount,
+        &call.nonce,
+        &call.origin,
+    )
+    .await;
+    lease_or_denial(&app, &call, outcome).await
+}
+
+/// An armoured request file, as the application wrote it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestFile {
+    pub request: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfflineActivation {
+    pub activation_id: String,
+    /// Save as the application's licence file.
+    pub licence_file: String,
+    pub nonce: String,
+}
+
+/// Offline activation: a request file in, a signed licence file out.
+#[utoipa::path(post, path = "/licensing/v1/offline/activate", tag = "licensing", request_body = RequestFile,
+    responses((status = 200, body = OfflineActivation), (status = "4XX", body = DenialBody)))]
+pub async fn offline_activate(
+    State(app): State<AppState>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    ApiJson(file): ApiJson<RequestFile>,
+) -> Response {
+    let Some(request) = licence::read_request::<OfflineActivationRequest>(ACTIVATION_REQUEST_LABEL, &file.request)
+    else {
+        return denial_response(
+            None,
+            LicensingError::BadRequest("not an activation request file".into()),
+            None,
+        );
+    };
+    let keys = match tenant_keys(&app, &request.tenant).await {
+        Ok(keys) => keys,
+        Err(response) => return response,
+    };
+    if let Some(response) = rate_limited(&app, address.ip(), keys.as_deref(), &request.nonce) {
+        return response;
+    }
+    let Some(keys) = keys else {
+        app.failures.record_failure(address.ip());
+        return denial_response(None, Denial::InvalidCredential.into(), Some(request.nonce));
+    };
+    let activate = ActivateRequest {
+        tenant: request.tenant,
+        product: request.product,
+        activation_code: Some(request.activation_code),
+        seat_id: request.seat_id,
+        seat_name: request.seat_name,
+        nonce: request.nonce.clone(),
+        ..Default::default()
+    };
+    match licensing::activate(&app.store, &activate, Mode::Offline, &origin(address)).await {
+        Ok(activated) => {
+            let token = keys.signer.sign_compact(&to_bytes(&activated.lease.claims));
+            let body = OfflineActivation {
+                activation_id: activated.activation_id,
+                licence_file: licence::write_licence_file(&token, &activated.secret),
+                nonce: request.nonce,
+            };
+            signed(Some(&keys), StatusCode::OK, to_bytes(&body))
+        }
+        Err(error) => {
+            if matches!(error, LicensingError::Denied(Denial::InvalidCredential)) {
+                app.failures.record_failure(address.ip());
+            }
+            denial_response(Some(&keys), error, Some(request.nonce))
+        }
+    }
+}
+
+/// Offline deactivation: the deactivation request file the application wrote frees its seat.
+#[utoipa::path(post, path = "/licensing/v1/offline/deactivate", tag = "licensing", request_body = RequestFile,
+    responses((status = 200, body = DeactivateResponse), (status = "4XX", body = DenialBody)))]
+pub async fn offline_deactivate(
+    State(app): State<AppState>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    ApiJson(file): ApiJson<RequestFile>,
+) -> Response {
+    let Some(request) = licence::read_request::<OfflineDeactivationRequest>(DEACTIVATION_REQUEST_LABEL, &file.request)
+    else {
+        return denial_response(
+            None,
+            LicensingError::BadRequest("not a deactivation request file".into()),
+            None,
+        );
+    };
+    let keys = tenant_keys(&app, &request.tenant).await.ok().flatten();
+    match licensing::offline_deactivate(&app.store, &request, &origin(address)).await {
+        Ok((_, activation_id)) => {
+            let body = DeactivateResponse {
+                activation_id,
+                deactivated: true,
+                nonce: Some(request.nonce),
+            };
+            signed(keys.as_deref(), StatusCode::OK, to_bytes(&body))
+        }
+        Err(error) => denial_response(keys.as_deref(), error, Some(request.nonce)),
+    }
+}
+
+/// The tenant's public keys, to verify lease tokens, licence files and response signatures.
+#[utoipa::path(get, path = "/licensing/v1/tenants/{tenant}/jwks.json", tag = "licensing",
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = Jwks), (status = 404, body = ErrorBody)))]
+pub async fn jwks(State(app): State<AppState>, ApiPath(tenant): ApiPath<String>) -> Response {
+    match tenant_keys(&app, &tenant).await {
+        Ok(Some(keys)) => (
+            [
+                (CONTENT_TYPE, "application/json"),
+                (CACHE_CONTROL, "public, max-age=300"),
+            ],
+            keys.jwks.clone(),
+        )
+            .into_response(),
+        Ok(None) => ApiError::not_found("tenant").into_response(),
+        Err(response) => response,
+    }
+}

@@ -1,0 +1,764 @@
+//! The licensing API's use cases: activation, leases, seats, features and usage, online and
+//! offline. Each write is one transaction; nothing here signs (the HTTP layer signs after the
+//! transaction has committed, so no lock is held while signing).
+
+use chrono::{DateTime, Utc};
+use entitle_protocol::{ActivateRequest, LeaseClaims, OfflineDeactivationRequest};
+use sqlx::AnyConnection;
+
+use super::{found, record, Ctx, Page, Paging, ServiceError, ServiceResult};
+use crate::domain::keys::hash_secret;
+use crate::domain::licensing::{
+    check_nonce, check_seat_id, check_usable, lease_claims, lease_expiry, offline_expiry, seat_ceiling, Activation,
+    Denial,
+};
+use crate::domain::{
+    field, ids, initial_period, passwords, ActivationCode, ConcurrencyMode, Email, Entitlement, FeatureKind, PlanStart,
+    PlanTerms,
+};
+use crate::store::entitlements as entitlements_db;
+use crate::store::licensing::{self as db, ActivationLogEntry};
+use crate::store::{customers as customers_db, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LicensingError {
+    #[error("{}", .0.message())]
+    Denied(Denial),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Internal(#[from] ServiceError),
+}
+
+impl From<Denial> for LicensingError {
+    fn from(denial: Denial) -> Self {
+        LicensingError::Denied(denial)
+    }
+}
+
+impl From<StoreError> for LicensingError {
+    fn from(error: StoreError) -> Self {
+        LicensingError::Internal(ServiceError::Store(error))
+    }
+}
+
+impl From<sqlx::Error> for LicensingError {
+    fn from(error: sqlx::Error) -> Self {
+        LicensingError::Internal(error.into())
+    }
+}
+
+type Result<T> = std::result::Result<T, LicensingError>;
+
+fn bad(violation: crate::domain::RuleViolation) -> LicensingError {
+    LicensingError::BadRequest(violation.message)
+}
+
+/// Where and when a licensing request comes from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub ip: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Online,
+    Offline,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Online => "online",
+            Mode::Offline => "offline",
+        }
+    }
+}
+
+/// A lease to sign and hand out.
+pub struct Lease {
+    pub tenant_id: String,
+    pub claims: LeaseClaims,
+}
+
+pub struct Activated {
+    pub activation_id: String,
+    pub secret: String,
+    pub lease: Lease,
+}
+
+fn log_entry(
+    activation_id: Option<&str>,
+    seat_id: &str,
+    action: &str,
+    code: Option<&str>,
+    origin: &Origin,
+) -> ActivationLogEntry {
+    ActivationLogEntry {
+        id: ids::new_id("alg"),
+        activation_id: activation_id.map(str::to_owned),
+        seat_id: seat_id.to_owned(),
+        action: action.to_owned(),
+        code: code.map(str::to_owned),
+        ip: origin.ip.clone(),
+        created_at: origin.now,
+    }
+}
+
+/// Denials are logged on their own: the transaction that found them has rolled back.
+async fn log_denial(
+    store: &Store,
+    tenant_id: &str,
+    entitlement_id: &str,
+    activation_id: Option<&str>,
+    seat_id: &str,
+    denial: Denial,
+    origin: &Origin,
+) {
+    let entry = log_entry(activation_id, seat_id, "denied", Some(denial.code()), origin);
+    let logged = async {
+        let mut conn = store.write_conn().await?;
+        db::log(&mut conn, tenant_id, entitlement_id, &entry).await
+    };
+    if let Err(error) = logged.await {
+        tracing::warn!(%error, "could not log a licensing denial");
+    }
+}
+
+/// Runs `attempt` and logs a denial it ends in against the entitlement.
+async fn logging_denials<T>(
+    store: &Store,
+    tenant_id: &str,
+    entitlement_id: &str,
+    activation_id: Option<&str>,
+    seat_id: &str,
+    origin: &Origin,
+    attempt: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let outcome = attempt.await;
+    if let Err(LicensingError::Denied(denial)) = &outcome {
+        log_denial(
+            store,
+            tenant_id,
+            entitlement_id,
+            activation_id,
+            seat_id,
+            *denial,
+            origin,
+        )
+        .await;
+    }
+    outcome
+}
+
+/// The entitlement a credential opens for this product.
+async fn entitlement_for(store: &Store, request: &ActivateRequest) -> Result<Entitlement> {
+    let mut conn = store.read().await?;
+    if let Some(code) = &request.activation_code {
+        let code = ActivationCode::parse(code).map_err(|_| Denial::InvalidCredential)?;
+        let entitlement = entitlements_db::find_by_code(&mut conn, &request.tenant, code.as_str())
+            .await?
+            .filter(|e| e.product_id == request.product)
+            .ok_or(Denial::InvalidCredential)?;
+        return Ok(entitlement);
+    }
+    let (Some(email), Some(password)) = (&request.email, &request.password) else {
+        return Err(LicensingError::BadRequest(
+            "send an activation_code, or an email and password".into(),
+        ));
+    };
+    let account = match Email::parse(email.as_str()) {
+        Ok(email) => customers_db::end_user_credentials(&mut conn, &request.tenant, email.as_str()).await?,
+        Err(_) => None,
+    };
+    let (customer_id, hash) = match account {
+        Some((customer_id, hash)) => (Some(customer_id), hash),
+        None => (None, None),
+    };
+    let password = password.clone();
+    let verified = tokio::task::spawn_blocking(move || passwords::verify(&password, hash.as_deref()))
+        .await
+        .unwrap_or(false);
+    let Some(customer_id) = customer_id.filter(|_| verified) else {
+        return Err(Denial::InvalidCredential.into());
+    };
+    let now = super::now();
+    let candidates =
+        entitlements_db::of_customer_for_product(&mut conn, &request.tenant, &customer_id, &request.product).await?;
+    // Prefer an entitlement that can hold a seat now; otherwise answer with why the first cannot.
+    let usable = candidates
+        .iter()
+        .position(|e| check_usable(e.status(now)).is_ok() || e.starts_at.is_none());
+    let chosen = usable.or(if candidates.is_empty() { None } else { Some(0) });
+    chosen
+        .map(|i| candidates[i].clone())
+        .ok_or(Denial::InvalidCredential.into())
+}
+
+fn check_request(nonce: &str, seat_id: &str, seat_name: Option<&str>) -> Result<()> {
+    check_nonce(nonce).map_err(bad)?;
+    check_seat_id(seat_id).map_err(bad)?;
+    if seat_name.is_some_and(|n| n.chars().count() > 200 || n.chars().any(char::is_control)) {
+        return Err(LicensingError::BadRequest(
+            "a seat name has at most 200 printable characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /licensing/v1/activate` (and offline activation): takes or re-takes a seat.
+pub async fn activate(store: &Store, request: &ActivateRequest, mode: Mode, origin: &Origin) -> Result<Activated> {
+    check_request(&request.nonce, &request.seat_id, request.seat_name.as_deref())?;
+    let entitlement = entitlement_for(store, request).await?;
+    let tenant_id = request.tenant.clone();
+    logging_denials(
+        store,
+        &tenant_id,
+        &entitlement.id,
+        None,
+        &request.seat_id,
+        origin,
+        async { take_seat(store, &tenant_id, &entitlement.id, request, mode, origin).await },
+    )
+    .await
+}
+
+async fn take_seat(
+    store: &Store,
+    tenant_id: &str,
+    entitlement_id: &str,
+    request: &ActivateRequest,
+    mode: Mode,
+    origin: &Origin,
+) -> Result<Activated> {
+    let now = origin.now;
+    let mut tx = store.begin().await?;
+    entitlements_db::lock(&mut tx, store.backend(), tenant_id, entitlement_id).await?;
+    let mut e = entitlements_db::get(&mut tx, tenant_id, entitlement_id)
+        .await?
+        .ok_or(Denial::InvalidCredential)?;
+    if e.starts_at.is_none() && e.disabled_at.is_none() {
+        start_now(&mut tx, &mut e, now).await?;
+    }
+    check_usable(e.status(now))?;
+    let periods = e.terms.periods;
+    let lease_expires_at = match mode {
+        Mode::Online => lease_expiry(now, periods.lease_period, e.expires_at, periods.grace_period),
+        Mode::Offline => offline_expiry(now, periods.offline_lease_period, e.expires_at, periods.grace_period)
+            .ok_or(Denial::OfflineNotAllowed)?,
+    };
+    let secret = format!("eas_{}", ids::random_token(32));
+    let secret_hash = hash_secret(&secret);
+    let activation = match db::live_activation(&mut tx, entitlement_id, &request.seat_id).await? {
+        Some(mut existing) => {
+            // The same device again: it keeps its seat and gets fresh credentials.
+            existing.seat_name = request.seat_name.clone().or(existing.seat_name);
+            existing.mode = mode.as_str().to_owned();
+            existing.last_lease_at = now;
+            existing.lease_expires_at = lease_expires_at;
+            existing.ip = origin.ip.clone();
+            db::renew_activation(&mut tx, &existing, &secret_hash).await?;
+            existing
+        }
+        None => {
+            if e.terms.concurrency_mode == ConcurrencyMode::Concurrent {
+                reclaim_lapsed_seats(&mut tx, tenant_id, entitlement_id, origin).await?;
+            }
+            let ceiling = seat_ceiling(e.terms.seat_count, e.terms.overdraft.allowance(e.terms.seat_count));
+            let seats_used = db::take_seat(&mut tx, entitlement_id, ceiling)
+                .await?
+                .ok_or(Denial::SeatLimitReached)?;
+            let activation = Activation {
+                id: ids::new_id("act"),
+                entitlement_id: entitlement_id.to_owned(),
+                seat_id: request.seat_id.clone(),
+                seat_name: request.seat_name.clone(),
+                mode: mode.as_str().to_owned(),
+                overdraft: seats_used > e.terms.seat_count,
+                activated_at: now,
+                last_lease_at: now,
+                lease_expires_at,
+                linger_expires_at: periods.linger_period.after(now),
+                deactivated_at: None,
+                deactivation_reason: None,
+                ip: origin.ip.clone(),
+            };
+            db::insert_activation(&mut tx, tenant_id, &activation, &secret_hash).await?;
+            activation
+        }
+    };
+    let entry = log_entry(Some(&activation.id), &activation.seat_id, "activate", None, origin);
+    db::log(&mut tx, tenant_id, entitlement_id, &entry).await?;
+    tx.commit().await?;
+    let lease = lease_for(
+        store,
+        tenant_id,
+        &activation,
+        lease_expires_at,
+        Some(request.nonce.clone()),
+        now,
+    )
+    .await?;
+    Ok(Activated {
+        activation_id: activation.id,
+        secret,
+        lease,
+    })
+}
+
+/// Starts an entitlement whose plan starts on first activation.
+async fn start_now(conn: &mut AnyConnection, e: &mut Entitlement, now: DateTime<Utc>) -> Result<()> {
+    let plan = PlanTerms {
+        start: PlanStart::OnCreation,
+        ..e.plan
+    };
+    let (starts_at, base_expires_at) = initial_period(&plan, now);
+    let expires_at = if e.overrides.contains(field::EXPIRES_AT) {
+        e.expires_at
+    } else {
+        base_expires_at
+    };
+    db::start_entitlement(conn, &e.id, now, base_expires_at, expires_at).await?;
+    e.starts_at = starts_at;
+    e.base_expires_at = base_expires_at;
+    e.expires_at = expires_at;
+    Ok(())
+}
+
+/// Concurrent seats whose lease and linger period ran out go back to the pool, with their units.
+async fn reclaim_lapsed_seats(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    entitlement_id: &str,
+    origin: &Origin,
+) -> Result<()> {
+    let lapsed = db::reclaim_lapsed(conn, entitlement_id, origin.now).await?;
+    for activation_id in &lapsed {
+        db::give_back_all(conn, activation_id).await?;
+    }
+    db::release_seats(conn, entitlement_id, lapsed.len() as i64).await?;
+    for activation_id in &lapsed {
+        let mut entry = log_entry(Some(activation_id), "", "deactivate", Some("lapsed"), origin);
+        entry.seat_id = activation_id.clone();
+        db::log(conn, tenant_id, entitlement_id, &entry).await?;
+    }
+    Ok(())
+}
+
+/// Reads the entitlement afresh and builds the activation's lease claims.
+async fn lease_for(
+    store: &Store,
+    tenant_id: &str,
+    activation: &Activation,
+    lease_expires_at: DateTime<Utc>,
+    nonce: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Lease> {
+    let mut conn = store.read().await?;
+    let e = entitlements_db::get(&mut conn, tenant_id, &activation.entitlement_id)
+        .await?
+        .ok_or(Denial::InvalidActivation)?;
+    claims_for(&mut conn, tenant_id, activation, &e, lease_expires_at, nonce, now).await
+}
+
+async fn claims_for(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    activation: &Activation,
+    e: &Entitlement,
+    lease_expires_at: DateTime<Utc>,
+    nonce: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Lease> {
+    let has_pools = e.terms.features.values().any(|g| g.kind == FeatureKind::ElementPool);
+    let checkouts = if has_pools {
+        db::checkouts_of(conn, &activation.id).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Lease {
+        tenant_id: tenant_id.to_owned(),
+        claims: lease_claims(tenant_id, activation, e, &checkouts, lease_expires_at, now, nonce),
+    })
+}
+
+/// The live activation behind a bearer secret, with its tenant and entitlement.
+struct Holder {
+    tenant_id: String,
+    activation: Activation,
+    entitlement: Entitlement,
+}
+
+async fn holder(store: &Store, conn: &mut AnyConnection, secret: &str, origin: &Origin) -> Result<Holder> {
+    let (tenant_id, activation) = db::activation_by_secret(conn, &hash_secret(secret))
+        .await?
+        .ok_or(Denial::InvalidActivation)?;
+    if activation.deactivated_at.is_some() {
+        let denial = if activation.deactivation_reason.as_deref() == Some("lapsed") {
+            Denial::LeaseExpired
+        } else {
+            Denial::InvalidActivation
+        };
+        log_denial(
+            store,
+            &tenant_id,
+            &activation.entitlement_id,
+            Some(&activation.id),
+            &activation.seat_id,
+            denial,
+            origin,
+        )
+        .await;
+        return Err(denial.into());
+    }
+    let entitlement = entitlements_db::get(conn, &tenant_id, &activation.entitlement_id)
+        .await?
+        .ok_or(Denial::InvalidActivation)?;
+    Ok(Holder {
+        tenant_id,
+        activation,
+        entitlement,
+    })
+}
+
+/// Runs `body` for the live activation behind `secret`, logging the denial it may end in.
+async fn as_holder<T>(
+    store: &Store,
+    secret: &str,
+    origin: &Origin,
+    body: impl AsyncFnOnce(&mut AnyConnection, &Holder) -> Result<T>,
+) -> Result<T> {
+    let mut conn = store.read().await?;
+    let holder = holder(store, &mut conn, secret, origin).await?;
+    let outcome = body(&mut conn, &holder).await;
+    if let Err(LicensingError::Denied(denial)) = &outcome {
+        let a = &holder.activation;
+        log_denial(
+            store,
+            &holder.tenant_id,
+            &a.entitlement_id,
+            Some(&a.id),
+            &a.seat_id,
+            *denial,
+            origin,
+        )
+        .await;
+    }
+    outcome
+}
+
+/// `POST /licensing/v1/activation/refresh`: a new lease, never past the grace period's end.
+pub async fn refresh(store: &Store, secret: &str, nonce: &str, origin: &Origin) -> Result<Lease> {
+    check_nonce(nonce).map_err(bad)?;
+    as_holder(store, secret, origin, async |conn, h| {
+        let e = &h.entitlement;
+        check_usable(e.status(origin.now))?;
+        let periods = e.terms.periods;
+        let lease_expires_at = match h.activation.mode.as_str() {
+            "offline" => offline_expiry(
+                origin.now,
+                periods.offline_lease_period,
+                e.expires_at,
+                periods.grace_period,
+            )
+            .ok_or(Denial::OfflineNotAllowed)?,
+            _ => lease_expiry(origin.now, periods.lease_period, e.expires_at, periods.grace_period),
+        };
+        let mut tx = store.begin().await?;
+        if !db::extend_lease(&mut tx, &h.activation.id, lease_expires_at, origin.now).await? {
+            return Err(Denial::LeaseExpired.into());
+        }
+        let entry = log_entry(Some(&h.activation.id), &h.activation.seat_id, "refresh", None, origin);
+        db::log(&mut tx, &h.tenant_id, &e.id, &entry).await?;
+        tx.commit().await?;
+        let mut activation = h.activation.clone();
+        activation.lease_expires_at = lease_expires_at;
+        activation.last_lease_at = origin.now;
+        claims_for(
+            conn,
+            &h.tenant_id,
+            &activation,
+            e,
+            lease_expires_at,
+            Some(nonce.to_owned()),
+            origin.now,
+        )
+        .await
+    })
+    .await
+}
+
+/// `GET /licensing/v1/activation`: the current lease, unchanged.
+pub async fn state(store: &Store, secret: &str, nonce: &str, origin: &Origin) -> Result<Lease> {
+    check_nonce(nonce).map_err(bad)?;
+    as_holder(store, secret, origin, async |conn, h| {
+        let a = &h.activation;
+        claims_for(
+            conn,
+            &h.tenant_id,
+            a,
+            &h.entitlement,
+            a.lease_expires_at,
+            Some(nonce.to_owned()),
+            origin.now,
+        )
+        .await
+    })
+    .await
+}
+
+/// Ends an activation: frees its seat and returns every unit it holds. `false` if it had ended.
+async fn end(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    activation: &Activation,
+    reason: &str,
+    origin: &Origin,
+) -> Result<bool> {
+    if !db::end_activation(conn, &activation.id, reason, origin.now).await? {
+        return Ok(false);
+    }
+    db::give_back_all(conn, &activation.id).await?;
+    db::release_seats(conn, &activation.entitlement_id, 1).await?;
+    let code = (reason != "deactivated").then_some(reason);
+    let entry = log_entry(Some(&activation.id), &activation.seat_id, "deactivate", code, origin);
+    db::log(conn, tenant_id, &activation.entitlement_id, &entry).await?;
+    Ok(true)
+}
+
+/// `DELETE /licensing/v1/activation`.
+pub async fn deactivate(store: &Store, secret: &str, nonce: &str, origin: &Origin) -> Result<(String, String)> {
+    check_nonce(nonce).map_err(bad)?;
+    as_holder(store, secret, origin, async |_conn, h| {
+        let mut tx = store.begin().await?;
+        if !end(&mut tx, &h.tenant_id, &h.activation, "deactivated", origin).await? {
+            return Err(Denial::InvalidActivation.into());
+        }
+        tx.commit().await?;
+        Ok((h.tenant_id.clone(), h.activation.id.clone()))
+    })
+    .await
+}
+
+fn check_units(units: i64) -> Result<()> {
+    if !(1..=1_000_000_000).contains(&units) {
+        return Err(LicensingError::BadRequest(
+            "count and amount must be between 1 and 1000000000".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The feature id of an enabled feature of `kind`, or `feature_not_entitled`.
+fn granted(e: &Entitlement, key: &str, kind: FeatureKind) -> Result<String> {
+    e.terms
+        .features
+        .iter()
+        .find(|(k, g)| k.as_str() == key && g.kind == kind && g.enabled)
+        .map(|(_, g)| g.feature_id.clone())
+        .ok_or_else(|| Denial::FeatureNotEntitled.into())
+}
+
+/// Element pools: check out or return units for this seat.
+pub async fn check_out(
+    store: &Store,
+    secret: &str,
+    key: &str,
+    units: i64,
+    give_back: bool,
+    nonce: &str,
+    origin: &Origin,
+) -> Result<Lease> {
+    check_nonce(nonce).map_err(bad)?;
+    check_units(units)?;
+    as_holder(store, secret, origin, async |conn, h| {
+        let e = &h.entitlement;
+        let feature_id = granted(e, key, FeatureKind::ElementPool)?;
+        if !give_back {
+            check_usable(e.status(origin.now))?;
+        }
+        let mut tx = store.begin().await?;
+        if give_back {
+            if !db::give_back(&mut tx, &h.activation.id, &e.id, &feature_id, units).await? {
+                return Err(Denial::NothingCheckedOut.into());
+            }
+        } else if db::check_out(&mut tx, &h.activation.id, &e.id, &feature_id, units)
+            .await?
+            .is_none()
+        {
+            return Err(Denial::PoolExhausted.into());
+        }
+        tx.commit().await?;
+        let fresh = entitlements_db::get(conn, &h.tenant_id, &e.id)
+            .await?
+            .ok_or(Denial::InvalidActivation)?;
+        let a = &h.activation;
+        claims_for(
+            conn,
+            &h.tenant_id,
+            a,
+            &fresh,
+            a.lease_expires_at,
+            Some(nonce.to_owned()),
+            origin.now,
+        )
+        .await
+    })
+    .await
+}
+
+/// Metered features: consume `amount` of the allowance and record it with its time.
+pub async fn record_usage(
+    store: &Store,
+    secret: &str,
+    key: &str,
+    amount: i64,
+    nonce: &str,
+    origin: &Origin,
+) -> Result<Lease> {
+    check_nonce(nonce).map_err(bad)?;
+    check_units(amount)?;
+    as_holder(store, secret, origin, async |conn, h| {
+        let e = &h.entitlement;
+        let feature_id = granted(e, key, FeatureKind::UsageCount)?;
+        check_usable(e.status(origin.now))?;
+        let mut tx = store.begin().await?;
+        let used = db::consume(&mut tx, &e.id, &feature_id, amount)
+            .await?
+            .ok_or(Denial::UsageLimitReached)?;
+        let a = &h.activation;
+        db::insert_usage_record(
+            &mut tx,
+            &ids::new_id("use"),
+            &h.tenant_id,
+            &e.id,
+            &a.id,
+            &feature_id,
+            amount,
+            origin.now,
+        )
+        .await?;
+        tx.commit().await?;
+        let mut fresh = e.clone();
+        if let Some(grant) = fresh.terms.features.values_mut().find(|g| g.feature_id == feature_id) {
+            grant.used = used;
+        }
+        claims_for(
+            conn,
+            &h.tenant_id,
+            a,
+            &fresh,
+            a.lease_expires_at,
+            Some(nonce.to_owned()),
+            origin.now,
+        )
+        .await
+    })
+    .await
+}
+
+/// Offline deactivation: the request proves possession of the licence file's secret.
+pub async fn offline_deactivate(
+    store: &Store,
+    request: &OfflineDeactivationRequest,
+    origin: &Origin,
+) -> Result<(String, String)> {
+    check_nonce(&request.nonce).map_err(bad)?;
+    let mut conn = store.read().await?;
+    let (tenant_id, activation) = db::activation_by_secret(&mut conn, &hash_secret(&request.activation_secret))
+        .await?
+        .filter(|(tenant_id, a)| {
+            *tenant_id == request.tenant && a.id == request.activation_id && a.seat_id == request.seat_id
+        })
+        .ok_or(Denial::InvalidActivation)?;
+    drop(conn);
+    let mut tx = store.begin().await?;
+    if !end(&mut tx, &tenant_id, &activation, "deactivated", origin).await? {
+        return Err(Denial::InvalidActivation.into());
+    }
+    tx.commit().await?;
+    Ok((tenant_id, activation.id))
+}
+
+// ---- the management side ----
+
+/// The activations of one entitlement (`live` only, or all).
+pub async fn list_activations(
+    store: &Store,
+    ctx: &Ctx,
+    entitlement_id: &str,
+    live: bool,
+    paging: &Paging,
+) -> ServiceResult<Page<Activation>> {
+    paging.check()?;
+    let mut conn = store.read().await?;
+    found(
+        entitlements_db::get(&mut conn, &ctx.tenant_id, entitlement_id).await?,
+        "entitlement",
+    )?;
+    let items = db::list_activations(
+        &mut conn,
+        &ctx.tenant_id,
+        entitlement_id,
+        live,
+        paging.after(),
+        paging.fetch_limit(),
+    )
+    .await?;
+    Ok(paging.page(items, |a| &a.id))
+}
+
+pub async fn get_activation(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Activation> {
+    found(
+        db::get_activation(&mut *store.read().await?, &ctx.tenant_id, id).await?,
+        "activation",
+    )
+}
+
+/// Frees a seat from the vendor's side (a lost laptop). The application learns at its next call.
+pub async fn revoke(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Activation> {
+    let mut tx = store.begin().await?;
+    let activation = found(db::get_activation(&mut tx, &ctx.tenant_id, id).await?, "activation")?;
+    entitlements_db::lock(&mut tx, store.backend(), &ctx.tenant_id, &activation.entitlement_id).await?;
+    let origin = Origin {
+        ip: ctx.actor.ip.clone(),
+        now: ctx.now,
+    };
+    let ended = end(&mut tx, &ctx.tenant_id, &activation, "revoked", &origin)
+        .await
+        .map_err(|error| match error {
+            LicensingError::Internal(error) => error,
+            other => ServiceError::Store(StoreError::Other(anyhow::anyhow!("{other}"))),
+        })?;
+    if ended {
+        let summary = serde_json::json!({"entitlement_id": activation.entitlement_id, "seat_id": activation.seat_id});
+        record(&mut tx, ctx, "activation.revoked", "activation", id, summary).await?;
+    }
+    let activation = found(db::get_activation(&mut tx, &ctx.tenant_id, id).await?, "activation")?;
+    tx.commit().await?;
+    Ok(activation)
+}
+
+pub async fn activation_log(
+    store: &Store,
+    ctx: &Ctx,
+    entitlement_id: &str,
+    paging: &Paging,
+) -> ServiceResult<Page<ActivationLogEntry>> {
+    paging.check()?;
+    let mut conn = store.read().await?;
+    found(
+        entitlements_db::get(&mut conn, &ctx.tenant_id, entitlement_id).await?,
+        "entitlement",
+    )?;
+    let items = db::list_log(
+        &mut conn,
+        &ctx.tenant_id,
+        entitlement_id,
+        paging.after(),
+        paging.fetch_limit(),
+    )
+    .await?;
+    Ok(paging.page(items, |e| &e.id))
+}
