@@ -390,8 +390,11 @@ struct Holder {
     entitlement: Entitlement,
 }
 
-async fn holder(store: &Store, conn: &mut AnyConnection, secret: &str, origin: &Origin) -> Result<Holder> {
-    let (tenant_id, activation) = db::activation_by_secret(conn, &hash_secret(secret))
+/// Finds the holder of `secret`. Holds one connection only while reading: a request never
+/// waits for a second connection while holding one, so a busy pool cannot deadlock.
+async fn holder(store: &Store, secret: &str) -> Result<std::result::Result<Holder, (String, Activation, Denial)>> {
+    let mut conn = store.read().await?;
+    let (tenant_id, activation) = db::activation_by_secret(&mut conn, &hash_secret(secret))
         .await?
         .ok_or(Denial::InvalidActivation)?;
     if activation.deactivated_at.is_some() {
@@ -400,26 +403,16 @@ async fn holder(store: &Store, conn: &mut AnyConnection, secret: &str, origin: &
         } else {
             Denial::InvalidActivation
         };
-        log_denial(
-            store,
-            &tenant_id,
-            &activation.entitlement_id,
-            Some(&activation.id),
-            &activation.seat_id,
-            denial,
-            origin,
-        )
-        .await;
-        return Err(denial.into());
+        return Ok(Err((tenant_id, activation, denial)));
     }
-    let entitlement = entitlements_db::get(conn, &tenant_id, &activation.entitlement_id)
+    let entitlement = entitlements_db::get(&mut conn, &tenant_id, &activation.entitlement_id)
         .await?
         .ok_or(Denial::InvalidActivation)?;
-    Ok(Holder {
+    Ok(Ok(Holder {
         tenant_id,
         activation,
         entitlement,
-    })
+    }))
 }
 
 /// Runs `body` for the live activation behind `secret`, logging the denial it may end in.
@@ -427,11 +420,25 @@ async fn as_holder<T>(
     store: &Store,
     secret: &str,
     origin: &Origin,
-    body: impl AsyncFnOnce(&mut AnyConnection, &Holder) -> Result<T>,
+    body: impl AsyncFnOnce(&Holder) -> Result<T>,
 ) -> Result<T> {
-    let mut conn = store.read().await?;
-    let holder = holder(store, &mut conn, secret, origin).await?;
-    let outcome = body(&mut conn, &holder).await;
+    let holder = match holder(store, secret).await? {
+        Ok(holder) => holder,
+        Err((tenant_id, a, denial)) => {
+            log_denial(
+                store,
+                &tenant_id,
+                &a.entitlement_id,
+                Some(&a.id),
+                &a.seat_id,
+                denial,
+                origin,
+            )
+            .await;
+            return Err(denial.into());
+        }
+    };
+    let outcome = body(&holder).await;
     if let Err(LicensingError::Denied(denial)) = &outcome {
         let a = &holder.activation;
         log_denial(
@@ -451,7 +458,7 @@ async fn as_holder<T>(
 /// `POST /licensing/v1/activation/refresh`: a new lease, never past the grace period's end.
 pub async fn refresh(store: &Store, secret: &str, nonce: &str, origin: &Origin) -> Result<Lease> {
     check_nonce(nonce).map_err(bad)?;
-    as_holder(store, secret, origin, async |conn, h| {
+    as_holder(store, secret, origin, async |h| {
         let e = &h.entitlement;
         check_usable(e.status(origin.now))?;
         let periods = e.terms.periods;
@@ -475,8 +482,9 @@ pub async fn refresh(store: &Store, secret: &str, nonce: &str, origin: &Origin) 
         let mut activation = h.activation.clone();
         activation.lease_expires_at = lease_expires_at;
         activation.last_lease_at = origin.now;
+        let mut conn = store.read().await?;
         claims_for(
-            conn,
+            &mut conn,
             &h.tenant_id,
             &activation,
             e,
@@ -492,10 +500,11 @@ pub async fn refresh(store: &Store, secret: &str, nonce: &str, origin: &Origin) 
 /// `GET /licensing/v1/activation`: the current lease, unchanged.
 pub async fn state(store: &Store, secret: &str, nonce: &str, origin: &Origin) -> Result<Lease> {
     check_nonce(nonce).map_err(bad)?;
-    as_holder(store, secret, origin, async |conn, h| {
+    as_holder(store, secret, origin, async |h| {
         let a = &h.activation;
+        let mut conn = store.read().await?;
         claims_for(
-            conn,
+            &mut conn,
             &h.tenant_id,
             a,
             &h.entitlement,
@@ -530,7 +539,7 @@ async fn end(
 /// `DELETE /licensing/v1/activation`.
 pub async fn deactivate(store: &Store, secret: &str, nonce: &str, origin: &Origin) -> Result<(String, String)> {
     check_nonce(nonce).map_err(bad)?;
-    as_holder(store, secret, origin, async |_conn, h| {
+    as_holder(store, secret, origin, async |h| {
         let mut tx = store.begin().await?;
         if !end(&mut tx, &h.tenant_id, &h.activation, "deactivated", origin).await? {
             return Err(Denial::InvalidActivation.into());
@@ -572,7 +581,7 @@ pub async fn check_out(
 ) -> Result<Lease> {
     check_nonce(nonce).map_err(bad)?;
     check_units(units)?;
-    as_holder(store, secret, origin, async |conn, h| {
+    as_holder(store, secret, origin, async |h| {
         let e = &h.entitlement;
         let feature_id = granted(e, key, FeatureKind::ElementPool)?;
         if !give_back {
@@ -590,12 +599,13 @@ pub async fn check_out(
             return Err(Denial::PoolExhausted.into());
         }
         tx.commit().await?;
-        let fresh = entitlements_db::get(conn, &h.tenant_id, &e.id)
+        let mut conn = store.read().await?;
+        let fresh = entitlements_db::get(&mut conn, &h.tenant_id, &e.id)
             .await?
             .ok_or(Denial::InvalidActivation)?;
         let a = &h.activation;
         claims_for(
-            conn,
+            &mut conn,
             &h.tenant_id,
             a,
             &fresh,
@@ -619,7 +629,7 @@ pub async fn record_usage(
 ) -> Result<Lease> {
     check_nonce(nonce).map_err(bad)?;
     check_units(amount)?;
-    as_holder(store, secret, origin, async |conn, h| {
+    as_holder(store, secret, origin, async |h| {
         let e = &h.entitlement;
         let feature_id = granted(e, key, FeatureKind::UsageCount)?;
         check_usable(e.status(origin.now))?;
@@ -644,8 +654,9 @@ pub async fn record_usage(
         if let Some(grant) = fresh.terms.features.values_mut().find(|g| g.feature_id == feature_id) {
             grant.used = used;
         }
+        let mut conn = store.read().await?;
         claims_for(
-            conn,
+            &mut conn,
             &h.tenant_id,
             a,
             &fresh,

@@ -109,6 +109,28 @@ pub struct Tenant {
     pub key: String,
 }
 
+/// A licensing answer with its exact bytes and signature header.
+pub struct Signed {
+    pub status: StatusCode,
+    pub body: Value,
+    pub bytes: Vec<u8>,
+    pub signature: Option<String>,
+    pub retry_after: Option<String>,
+}
+
+impl Signed {
+    /// Checks the detached signature over the body against the tenant's keys.
+    pub fn verify(&self, keys: &[entitle_protocol::PublicKey]) {
+        let signature = self.signature.as_deref().expect("a signed answer");
+        entitle_protocol::jws::verify_detached(signature, &self.bytes, keys).expect("a valid signature");
+    }
+
+    /// The lease token a lease answer makes (signature + body).
+    pub fn token(&self) -> String {
+        entitle_protocol::jws::attach(self.signature.as_deref().unwrap(), &self.bytes).unwrap()
+    }
+}
+
 pub struct Response {
     pub status: StatusCode,
     pub body: Value,
@@ -188,6 +210,61 @@ impl TestApp {
         let text = response.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Response { status, body, headers }
+    }
+
+    /// A licensing call: the raw body is kept, to check its signature.
+    pub async fn licensing(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        nonce: &str,
+        body: Option<Value>,
+    ) -> Signed {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("entitle-nonce", nonce);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send request");
+        let status = response.status();
+        let signature = response
+            .headers()
+            .get(entitle_protocol::SIGNATURE_HEADER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = response.bytes().await.unwrap().to_vec();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Signed {
+            status,
+            body,
+            bytes,
+            signature,
+            retry_after,
+        }
+    }
+
+    /// The tenant's public keys, from its JWKS.
+    pub async fn keys(&self, tenant_id: &str) -> Vec<entitle_protocol::PublicKey> {
+        let response = self
+            .request(
+                Method::GET,
+                None,
+                &format!("/licensing/v1/tenants/{tenant_id}/jwks.json"),
+                None,
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::OK);
+        let jwks: entitle_protocol::Jwks = serde_json::from_value(response.body).unwrap();
+        jwks.public_keys()
     }
 
     pub async fn get(&self, key: &str, path: &str) -> Response {

@@ -9,4 +9,5 @@ mod catalogue;
 mod cli;
 mod entitlements;
 mod events;
+mod licensing;
 mod ops;
