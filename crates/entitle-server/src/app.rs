@@ -21,6 +21,7 @@ use crate::api::rate_limit::FailureLimiter;
 use crate::config::Config;
 use crate::domain::ids;
 use crate::metrics::Metrics;
+use crate::services::lease_writer::LeaseWriter;
 use crate::services::signing::KeyRing;
 use crate::store::Store;
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Failed licensing credentials per address.
     pub failures: Arc<FailureLimiter>,
+    /// Writes lease refreshes in groups.
+    pub leases: LeaseWriter,
 }
 
 /// Failed activation credentials allowed per address and window before 429.
@@ -67,11 +70,12 @@ impl Application {
         Ok(Application {
             listener,
             state: AppState {
-                store,
+                store: store.clone(),
                 metrics: Arc::new(Metrics::default()),
                 config: Arc::new(config),
                 keys: Arc::new(KeyRing::default()),
                 failures: Arc::new(FailureLimiter::new(CREDENTIAL_FAILURES, CREDENTIAL_WINDOW)),
+                leases: LeaseWriter::start(store.clone()),
             },
         })
     }

@@ -203,7 +203,7 @@ pub async fn state(State(app): State<AppState>, call: ActivationCall) -> Respons
     responses((status = 200, body = LeaseClaims), (status = "4XX", body = DenialBody)),
     security(("activation_secret" = [])))]
 pub async fn refresh(State(app): State<AppState>, call: ActivationCall) -> Response {
-    let outcome = licensing::refresh(&app.store, &call.secret, &call.nonce, &call.origin).await;
+    let outcome = licensing::refresh(&app.store, &app.leases, &call.secret, &call.nonce, &call.origin).await;
     lease_or_denial(&app, &call, outcome).await
 }
 

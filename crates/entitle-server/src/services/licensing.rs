@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use entitle_protocol::{ActivateRequest, LeaseClaims, OfflineDeactivationRequest};
 use sqlx::AnyConnection;
 
+use super::lease_writer::{Extension, LeaseWriter};
 use super::{found, record, Ctx, Page, Paging, ServiceError, ServiceResult};
 use crate::domain::keys::hash_secret;
 use crate::domain::licensing::{
@@ -388,15 +389,36 @@ struct Holder {
     tenant_id: String,
     activation: Activation,
     entitlement: Entitlement,
+    /// Pool units this activation holds: (feature id, units).
+    checkouts: Vec<(String, i64)>,
 }
 
-/// Finds the holder of `secret`. Holds one connection only while reading: a request never
-/// waits for a second connection while holding one, so a busy pool cannot deadlock.
+impl Holder {
+    fn lease(&self, lease_expires_at: DateTime<Utc>, nonce: &str, now: DateTime<Utc>) -> Lease {
+        let (a, e) = (&self.activation, &self.entitlement);
+        Lease {
+            tenant_id: self.tenant_id.clone(),
+            claims: lease_claims(
+                &self.tenant_id,
+                a,
+                e,
+                &self.checkouts,
+                lease_expires_at,
+                now,
+                Some(nonce.to_owned()),
+            ),
+        }
+    }
+}
+
+/// Finds the holder of `secret` in three queries. Holds one connection only while reading: a
+/// request never waits for a second connection while holding one, so a busy pool cannot deadlock.
 async fn holder(store: &Store, secret: &str) -> Result<std::result::Result<Holder, (String, Activation, Denial)>> {
     let mut conn = store.read().await?;
-    let (tenant_id, activation) = db::activation_by_secret(&mut conn, &hash_secret(secret))
-        .await?
-        .ok_or(Denial::InvalidActivation)?;
+    let (tenant_id, activation, entitlement, checkouts) =
+        entitlements_db::for_activation_secret(&mut conn, &hash_secret(secret))
+            .await?
+            .ok_or(Denial::InvalidActivation)?;
     if activation.deactivated_at.is_some() {
         let denial = if activation.deactivation_reason.as_deref() == Some("lapsed") {
             Denial::LeaseExpired
@@ -405,13 +427,11 @@ async fn holder(store: &Store, secret: &str) -> Result<std::result::Result<Holde
         };
         return Ok(Err((tenant_id, activation, denial)));
     }
-    let entitlement = entitlements_db::get(&mut conn, &tenant_id, &activation.entitlement_id)
-        .await?
-        .ok_or(Denial::InvalidActivation)?;
     Ok(Ok(Holder {
         tenant_id,
         activation,
         entitlement,
+        checkouts,
     }))
 }
 
@@ -456,7 +476,7 @@ async fn as_holder<T>(
 }
 
 /// `POST /licensing/v1/activation/refresh`: a new lease, never past the grace period's end.
-pub async fn refresh(store: &Store, secret: &str, nonce: &str, origin: &Origin) -> Result<Lease> {
+pub async fn refresh(store: &Store, writer: &LeaseWriter, secret: &str, nonce: &str, origin: &Origin) -> Result<Lease> {
     check_nonce(nonce).map_err(bad)?;
     as_holder(store, secret, origin, async |h| {
         let e = &h.entitlement;
@@ -472,27 +492,17 @@ pub async fn refresh(store: &Store, secret: &str, nonce: &str, origin: &Origin) 
             .ok_or(Denial::OfflineNotAllowed)?,
             _ => lease_expiry(origin.now, periods.lease_period, e.expires_at, periods.grace_period),
         };
-        let mut tx = store.begin().await?;
-        if !db::extend_lease(&mut tx, &h.activation.id, lease_expires_at, origin.now).await? {
+        let extension = Extension {
+            tenant_id: h.tenant_id.clone(),
+            entitlement_id: e.id.clone(),
+            activation_id: h.activation.id.clone(),
+            lease_expires_at,
+            log: log_entry(Some(&h.activation.id), &h.activation.seat_id, "refresh", None, origin),
+        };
+        if !writer.extend(extension).await? {
             return Err(Denial::LeaseExpired.into());
         }
-        let entry = log_entry(Some(&h.activation.id), &h.activation.seat_id, "refresh", None, origin);
-        db::log(&mut tx, &h.tenant_id, &e.id, &entry).await?;
-        tx.commit().await?;
-        let mut activation = h.activation.clone();
-        activation.lease_expires_at = lease_expires_at;
-        activation.last_lease_at = origin.now;
-        let mut conn = store.read().await?;
-        claims_for(
-            &mut conn,
-            &h.tenant_id,
-            &activation,
-            e,
-            lease_expires_at,
-            Some(nonce.to_owned()),
-            origin.now,
-        )
-        .await
+        Ok(h.lease(lease_expires_at, nonce, origin.now))
     })
     .await
 }
@@ -501,18 +511,7 @@ pub async fn refresh(store: &Store, secret: &str, nonce: &str, origin: &Origin) 
 pub async fn state(store: &Store, secret: &str, nonce: &str, origin: &Origin) -> Result<Lease> {
     check_nonce(nonce).map_err(bad)?;
     as_holder(store, secret, origin, async |h| {
-        let a = &h.activation;
-        let mut conn = store.read().await?;
-        claims_for(
-            &mut conn,
-            &h.tenant_id,
-            a,
-            &h.entitlement,
-            a.lease_expires_at,
-            Some(nonce.to_owned()),
-            origin.now,
-        )
-        .await
+        Ok(h.lease(h.activation.lease_expires_at, nonce, origin.now))
     })
     .await
 }

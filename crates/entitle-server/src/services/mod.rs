@@ -7,6 +7,7 @@ pub mod catalogue;
 pub mod customers;
 pub mod entitlements;
 pub mod events;
+pub mod lease_writer;
 pub mod licensing;
 pub mod signing;
 pub mod tenants;

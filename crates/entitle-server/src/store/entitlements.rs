@@ -16,6 +16,13 @@ const COLUMNS: &str = "id, customer_id, product_id, offering_id, sku, order_ref,
     linger_period, license_type, duration, start_mode, plan_kind, starts_at, base_expires_at, expires_at, disabled_at, overrides, \
     seats_used, created_at, updated_at";
 
+/// [`COLUMNS`] qualified by the alias `e`, for joins.
+const COLUMNS_OF_E: &str = "e.id, e.customer_id, e.product_id, e.offering_id, e.sku, e.order_ref, e.quantity, \
+    e.extra_seats, e.activation_code, e.seat_count, e.overdraft_kind, e.overdraft_value, e.concurrency_mode, \
+    e.lease_period, e.offline_lease_period, e.grace_period, e.linger_period, e.license_type, e.duration, \
+    e.start_mode, e.plan_kind, e.starts_at, e.base_expires_at, e.expires_at, e.disabled_at, e.overrides, \
+    e.seats_used, e.created_at, e.updated_at";
+
 pub async fn insert(conn: &mut AnyConnection, tenant_id: &str, e: &Entitlement) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO entitlements (id, tenant_id, customer_id, product_id, offering_id, sku, order_ref, quantity,
@@ -228,6 +235,33 @@ pub async fn get(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> StoreRe
     }
 }
 
+/// Everything a licensing call needs in three queries: the activation behind a secret hash, its
+/// tenant, its entitlement with grants, and the pool units it holds.
+pub async fn for_activation_secret(
+    conn: &mut AnyConnection,
+    secret_hash: &str,
+) -> StoreResult<
+    Option<(
+        String,
+        crate::domain::licensing::Activation,
+        Entitlement,
+        Vec<(String, i64)>,
+    )>,
+> {
+    let sql = format!(
+        "SELECT a.tenant_id AS a_tenant_id, {}, {COLUMNS_OF_E}
+         FROM activations a JOIN entitlements e ON e.id = a.entitlement_id WHERE a.secret_hash = $1",
+        super::licensing::ACTIVATION_COLUMNS_AS_A
+    );
+    let Some(row) = sqlx::query(&sql).bind(secret_hash).fetch_optional(&mut *conn).await? else {
+        return Ok(None);
+    };
+    let tenant_id = row.text("a_tenant_id")?;
+    let activation = super::licensing::activation_with_prefix(&row, "a_")?;
+    let (entitlement, checkouts) = with_grants_and_checkouts(conn, &row, &activation.id).await?;
+    Ok(Some((tenant_id, activation, entitlement, checkouts)))
+}
+
 /// The entitlement an activation code opens.
 pub async fn find_by_code(conn: &mut AnyConnection, tenant_id: &str, code: &str) -> StoreResult<Option<Entitlement>> {
     let sql = format!("SELECT {COLUMNS} FROM entitlements WHERE tenant_id = $1 AND activation_code = $2");
@@ -305,16 +339,35 @@ fn overrides_text(overrides: &BTreeSet<String>) -> String {
 }
 
 async fn with_grants(conn: &mut AnyConnection, row: &AnyRow) -> StoreResult<Entitlement> {
+    Ok(with_grants_and_checkouts(conn, row, "").await?.0)
+}
+
+/// The entitlement of `row` with its grants, and the units `activation_id` holds of each pool
+/// (fetched in the same query, for the licensing hot path).
+async fn with_grants_and_checkouts(
+    conn: &mut AnyConnection,
+    row: &AnyRow,
+    activation_id: &str,
+) -> StoreResult<(Entitlement, Vec<(String, i64)>)> {
     let id = row.text("id")?;
     let feature_rows = sqlx::query(
-        "SELECT f.key, f.kind, ef.feature_id, ef.enabled, ef.limit_value, ef.overdraft, ef.used
-         FROM entitlement_features ef JOIN features f ON f.id = ef.feature_id WHERE ef.entitlement_id = $1",
+        "SELECT f.key, f.kind, ef.feature_id, ef.enabled, ef.limit_value, ef.overdraft, ef.used,
+                COALESCE(fc.units, 0) AS checked_out
+         FROM entitlement_features ef JOIN features f ON f.id = ef.feature_id
+         LEFT JOIN feature_checkouts fc ON fc.feature_id = ef.feature_id AND fc.activation_id = $2
+         WHERE ef.entitlement_id = $1",
     )
     .bind(&id)
+    .bind(activation_id)
     .fetch_all(&mut *conn)
     .await?;
     let mut features = BTreeMap::new();
+    let mut checkouts = Vec::new();
     for r in &feature_rows {
+        let units = r.int("checked_out")?;
+        if units > 0 {
+            checkouts.push((r.text("feature_id")?, units));
+        }
         features.insert(
             r.parsed("key", |s| Key::parse(s))?,
             FeatureGrant {
@@ -346,7 +399,7 @@ async fn with_grants(conn: &mut AnyConnection, row: &AnyRow) -> StoreResult<Enti
         );
     }
     let overrides: Vec<String> = row.parsed("overrides", |s| serde_json::from_str(s))?;
-    Ok(Entitlement {
+    let entitlement = Entitlement {
         id,
         customer_id: row.text("customer_id")?,
         product_id: row.text("product_id")?,
@@ -387,7 +440,8 @@ async fn with_grants(conn: &mut AnyConnection, row: &AnyRow) -> StoreResult<Enti
         seats_used: row.int("seats_used")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
-    })
+    };
+    Ok((entitlement, checkouts))
 }
 
 /// Usage counters start again from zero (on renewal).

@@ -60,21 +60,33 @@ const ACTIVATION_COLUMNS: &str =
     "id, entitlement_id, seat_id, seat_name, mode, overdraft, activated_at, last_lease_at, \
     lease_expires_at, linger_expires_at, deactivated_at, deactivation_reason, ip";
 
+/// The activation columns aliased `a_…`, for joins with entitlements.
+pub(crate) const ACTIVATION_COLUMNS_AS_A: &str = "a.id AS a_id, a.entitlement_id AS a_entitlement_id, \
+    a.seat_id AS a_seat_id, a.seat_name AS a_seat_name, a.mode AS a_mode, a.overdraft AS a_overdraft, \
+    a.activated_at AS a_activated_at, a.last_lease_at AS a_last_lease_at, a.lease_expires_at AS a_lease_expires_at, \
+    a.linger_expires_at AS a_linger_expires_at, a.deactivated_at AS a_deactivated_at, \
+    a.deactivation_reason AS a_deactivation_reason, a.ip AS a_ip";
+
 fn activation(row: &AnyRow) -> StoreResult<Activation> {
+    activation_with_prefix(row, "")
+}
+
+pub(crate) fn activation_with_prefix(row: &AnyRow, prefix: &str) -> StoreResult<Activation> {
+    let c = |name: &str| format!("{prefix}{name}");
     Ok(Activation {
-        id: row.text("id")?,
-        entitlement_id: row.text("entitlement_id")?,
-        seat_id: row.text("seat_id")?,
-        seat_name: row.opt_text("seat_name")?,
-        mode: row.text("mode")?,
-        overdraft: row.int("overdraft")? != 0,
-        activated_at: row.time("activated_at")?,
-        last_lease_at: row.time("last_lease_at")?,
-        lease_expires_at: row.time("lease_expires_at")?,
-        linger_expires_at: row.time("linger_expires_at")?,
-        deactivated_at: row.opt_time("deactivated_at")?,
-        deactivation_reason: row.opt_text("deactivation_reason")?,
-        ip: row.opt_text("ip")?,
+        id: row.text(&c("id"))?,
+        entitlement_id: row.text(&c("entitlement_id"))?,
+        seat_id: row.text(&c("seat_id"))?,
+        seat_name: row.opt_text(&c("seat_name"))?,
+        mode: row.text(&c("mode"))?,
+        overdraft: row.int(&c("overdraft"))? != 0,
+        activated_at: row.time(&c("activated_at"))?,
+        last_lease_at: row.time(&c("last_lease_at"))?,
+        lease_expires_at: row.time(&c("lease_expires_at"))?,
+        linger_expires_at: row.time(&c("linger_expires_at"))?,
+        deactivated_at: row.opt_time(&c("deactivated_at"))?,
+        deactivation_reason: row.opt_text(&c("deactivation_reason"))?,
+        ip: row.opt_text(&c("ip"))?,
     })
 }
 
