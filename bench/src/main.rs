@@ -168,14 +168,15 @@ async fn main() -> anyhow::Result<()> {
         listen: Some("127.0.0.1:0".parse()?),
         data_dir: Some(data_dir.clone()),
         database_url: options.database_url.clone(),
-        public_url: None,
+        ..Default::default()
     })?;
+    let mail = entitle_server::app::mail_settings(&config);
     let app = Application::build(config).await?;
     let base = format!("http://{}", app.local_addr());
     let store = app.store().clone();
     tokio::spawn(app.run_until(std::future::pending()));
 
-    let seeded = entitle_server::demo::seed(&store).await?;
+    let seeded = entitle_server::demo::seed(&store, &mail).await?;
     let key = seeded.admin_key.expose_secret().to_owned();
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     // A 1000-seat entitlement and 64 activated devices.

@@ -20,8 +20,10 @@ use crate::api::error::ApiError;
 use crate::api::rate_limit::FailureLimiter;
 use crate::config::Config;
 use crate::domain::ids;
+use crate::mail::{DeliverySettings, Transport};
 use crate::metrics::Metrics;
 use crate::services::lease_writer::LeaseWriter;
+use crate::services::mail::MailSettings;
 use crate::services::signing::KeyRing;
 use crate::store::Store;
 
@@ -40,6 +42,7 @@ pub struct AppState {
     pub failures: Arc<FailureLimiter>,
     /// Writes lease refreshes in groups.
     pub leases: LeaseWriter,
+    pub mail: Arc<MailSettings>,
 }
 
 /// Failed activation credentials allowed per address and window before 429.
@@ -61,12 +64,43 @@ impl MakeRequestId for NewRequestId {
     }
 }
 
+pub fn mail_settings(config: &Config) -> MailSettings {
+    MailSettings {
+        public_url: config.public_url.clone(),
+        from_address: config.mail_from.clone(),
+        setup_link_lifetime: chrono::Duration::days(7),
+    }
+}
+
+fn delivery_settings(config: &Config) -> DeliverySettings {
+    let id_domain = config
+        .public_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .filter(|host| !host.is_empty())
+        .unwrap_or("entitle.invalid")
+        .to_owned();
+    DeliverySettings {
+        max_attempts: config.mail_max_attempts,
+        retry_base: config.mail_retry_base,
+        poll: config.mail_poll,
+        id_domain,
+    }
+}
+
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let store = Store::open(config.database_url.expose_secret()).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let mut config = config;
+        if config.public_url == format!("http://{}", config.listen) {
+            // The derived default names the address actually bound (port 0 becomes the real port).
+            config.public_url = format!("http://{}", listener.local_addr().context("the bound address")?);
+        }
+        let mail = Arc::new(mail_settings(&config));
         Ok(Application {
             listener,
             state: AppState {
@@ -76,6 +110,7 @@ impl Application {
                 keys: Arc::new(KeyRing::default()),
                 failures: Arc::new(FailureLimiter::new(CREDENTIAL_FAILURES, CREDENTIAL_WINDOW)),
                 leases: LeaseWriter::start(store.clone()),
+                mail,
             },
         })
     }
@@ -92,17 +127,29 @@ impl Application {
         &self.state.store
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests and closes the store.
+    /// Serves until `shutdown` completes, then finishes in-flight requests, stops the mail worker
+    /// (after the mail it is sending) and closes the store.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Application { listener, state } = self;
         let store = state.store.clone();
+        let smtp_url = state.config.smtp_url.as_ref().map(|url| url.expose_secret().to_owned());
+        let transport = Transport::from_settings(smtp_url.as_deref(), state.config.mail_dir())?;
+        let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+        let worker = crate::mail::spawn_worker(
+            store.clone(),
+            Arc::new(transport),
+            delivery_settings(&state.config),
+            worker_stopped,
+        );
         let app = router(state);
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await
-            .context("serving HTTP")?;
+            .context("serving HTTP");
+        let _ = stop_worker.send(true);
+        let _ = worker.await;
         store.close().await;
-        Ok(())
+        served
     }
 }
 

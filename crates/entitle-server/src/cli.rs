@@ -37,6 +37,11 @@ pub enum Command {
     Demo,
     /// Exit 0 if the server at the configured address answers /healthz.
     Healthcheck,
+    /// Send a test mail through the configured transport, to check the mail set-up.
+    SendTestEmail {
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,17 +73,66 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo => {
             let store = Store::open(config.database_url.expose_secret()).await?;
-            let seeded = demo::seed(&store).await?;
+            let seeded = demo::seed(&store, &crate::app::mail_settings(&config)).await?;
             writeln!(std::io::stdout(), "{}", demo::instructions(&seeded, &config.public_url))?;
             store.close().await;
             Ok(())
         }
         Command::Healthcheck => healthcheck(&config).await,
+        Command::SendTestEmail { to } => send_test_email(&config, &to).await,
     }
 }
 
+async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
+    let to = crate::domain::Email::parse(to)?;
+    let smtp_url = config.smtp_url.as_ref().map(|url| url.expose_secret().to_owned());
+    let transport = crate::mail::Transport::from_settings(smtp_url.as_deref(), config.mail_dir())?;
+    let now = crate::services::now();
+    let mail = crate::store::mail::OutboxMail {
+        id: crate::domain::ids::new_id("mail"),
+        tenant_id: String::new(),
+        kind: "test".into(),
+        recipient: to.to_string(),
+        from_name: "Entitle".into(),
+        from_address: config.mail_from.clone(),
+        subject: "Entitle test mail".into(),
+        text_body: format!(
+            "This test mail was sent by `entitle send-test-email` via {}.\n",
+            config.mail_display()
+        ),
+        html_body: format!(
+            "<p>This test mail was sent by <code>entitle send-test-email</code> via {}.</p>",
+            config.mail_display()
+        ),
+        entitlement_id: None,
+        customer_id: None,
+        status: "sending".into(),
+        attempts: 1,
+        next_attempt_at: now,
+        last_error: None,
+        created_at: now,
+        sent_at: None,
+    };
+    let message = crate::mail::transport::message(&mail, "entitle.invalid")?;
+    transport
+        .send(&mail.id, &message)
+        .await
+        .map_err(|e| anyhow::anyhow!("sending failed: {e}"))?;
+    writeln!(
+        std::io::stdout(),
+        "sent a test mail to {to} via {}",
+        config.mail_display()
+    )?;
+    Ok(())
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
-    tracing::info!(data_dir = %config.data_dir.display(), database = %config.database_display(), "starting");
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        database = %config.database_display(),
+        mail = %config.mail_display(),
+        "starting"
+    );
     let app = Application::build(config).await?;
     tracing::info!(address = %app.local_addr(), "listening");
     app.run_until(shutdown_signal()).await?;

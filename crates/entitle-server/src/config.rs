@@ -26,6 +26,21 @@ pub struct ConfigLayer {
     /// The base URL of links in mails, e.g. https://licensing.example.com.
     #[arg(long, env = "ENTITLE_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// `smtp://user:pass@host:587?tls=starttls` (default: write mails as .eml files in the data directory).
+    #[arg(long, env = "ENTITLE_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender address of mails when a tenant has not set its own.
+    #[arg(long, env = "ENTITLE_MAIL_FROM", global = true)]
+    pub mail_from: Option<String>,
+    /// Delivery attempts before a mail is marked failed.
+    #[arg(long, env = "ENTITLE_MAIL_MAX_ATTEMPTS", global = true)]
+    pub mail_max_attempts: Option<u32>,
+    /// The first retry's delay in milliseconds; each next one doubles.
+    #[arg(long, env = "ENTITLE_MAIL_RETRY_BASE_MS", global = true)]
+    pub mail_retry_base_ms: Option<u64>,
+    /// How often the mail worker looks for mail queued elsewhere, in milliseconds.
+    #[arg(long, env = "ENTITLE_MAIL_POLL_MS", global = true)]
+    pub mail_poll_ms: Option<u64>,
 }
 
 impl ConfigLayer {
@@ -35,6 +50,11 @@ impl ConfigLayer {
             data_dir: self.data_dir.or(lower.data_dir),
             database_url: self.database_url.or(lower.database_url),
             public_url: self.public_url.or(lower.public_url),
+            smtp_url: self.smtp_url.or(lower.smtp_url),
+            mail_from: self.mail_from.or(lower.mail_from),
+            mail_max_attempts: self.mail_max_attempts.or(lower.mail_max_attempts),
+            mail_retry_base_ms: self.mail_retry_base_ms.or(lower.mail_retry_base_ms),
+            mail_poll_ms: self.mail_poll_ms.or(lower.mail_poll_ms),
         }
     }
 }
@@ -46,6 +66,12 @@ pub struct Config {
     /// May hold a password: redacted in `Debug`.
     pub database_url: SecretString,
     pub public_url: String,
+    /// May hold a password: redacted in `Debug`.
+    pub smtp_url: Option<SecretString>,
+    pub mail_from: String,
+    pub mail_max_attempts: u32,
+    pub mail_retry_base: std::time::Duration,
+    pub mail_poll: std::time::Duration,
 }
 
 impl Config {
@@ -76,17 +102,44 @@ impl Config {
             .unwrap_or_else(|| format!("http://{listen}"))
             .trim_end_matches('/')
             .to_owned();
+        let mail_from = layer.mail_from.unwrap_or_else(|| "entitle@localhost".to_owned());
+        anyhow::ensure!(
+            crate::domain::Email::parse(mail_from.as_str()).is_ok() || mail_from.ends_with("@localhost"),
+            "mail_from {mail_from:?} is not an email address"
+        );
         Ok(Config {
             listen,
             data_dir,
             database_url: SecretString::from(database_url),
             public_url,
+            smtp_url: layer.smtp_url.map(SecretString::from),
+            mail_from,
+            mail_max_attempts: layer.mail_max_attempts.unwrap_or(8).max(1),
+            mail_retry_base: std::time::Duration::from_millis(layer.mail_retry_base_ms.unwrap_or(30_000)),
+            mail_poll: std::time::Duration::from_millis(layer.mail_poll_ms.unwrap_or(5_000).max(10)),
         })
+    }
+
+    pub fn mail_dir(&self) -> PathBuf {
+        self.data_dir.join("mail")
+    }
+
+    /// The mail transport in words, for logs (no password).
+    pub fn mail_display(&self) -> String {
+        match &self.smtp_url {
+            Some(url) => mask_password(url.expose_secret()),
+            None => format!("files in {}", self.mail_dir().display()),
+        }
     }
 
     /// The database URL with any password masked, for logs.
     pub fn database_display(&self) -> String {
-        let url = self.database_url.expose_secret();
+        mask_password(self.database_url.expose_secret())
+    }
+}
+
+fn mask_password(url: &str) -> String {
+    {
         match (url.find("://"), url.rfind('@')) {
             (Some(scheme), Some(at)) if at > scheme => {
                 let credentials = &url[scheme + 3..at];

@@ -21,7 +21,7 @@ fn input<T: DeserializeOwned>(value: Value) -> anyhow::Result<T> {
     serde_json::from_value(value).context("demo input")
 }
 
-pub async fn seed(store: &Store) -> anyhow::Result<Seeded> {
+pub async fn seed(store: &Store, mail: &services::mail::MailSettings) -> anyhow::Result<Seeded> {
     use services::catalogue as cat;
     let tenant = services::tenants::create(store, &Name::parse("Demo Software Ltd")?).await?;
     let ctx = Ctx {
@@ -148,6 +148,7 @@ pub async fn seed(store: &Store) -> anyhow::Result<Seeded> {
     let entitlement = services::entitlements::create(
         store,
         &ctx,
+        mail,
         input(json!({"customer_id": customer.id, "sku": "PF-PRO-Y", "quantity": 2, "order_ref": "demo-order-1001"}))?,
     )
     .await?;

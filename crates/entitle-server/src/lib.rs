@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod mail;
 pub mod metrics;
 pub mod services;
 pub mod store;

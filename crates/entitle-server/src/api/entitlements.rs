@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::Json;
 
-use super::crud::crud;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, Caller, OptionalJson, Permission};
 use crate::app::AppState;
@@ -11,24 +10,95 @@ use crate::domain::EntitlementView;
 use crate::services::entitlements::{
     self, EntitlementPatch, EntitlementQuery, NewEntitlement, OfferingChange, Renewal, ResetOverrides, SeatAddition,
 };
+use crate::services::mail::ResendCredentials;
+use crate::store::mail::OutboxMail;
 
-crud!(
-    resource,
-    "entitlements",
-    "/entitlements",
-    "/entitlements/{id}",
-    "entitlement",
-    item = EntitlementView,
-    new = NewEntitlement,
-    patch = EntitlementPatch,
-    query = EntitlementQuery,
-    create_permission = Permission::CreateEntitlements,
-    update_permission = Permission::ManageEntitlements,
-    create = entitlements::create,
-    list = entitlements::list,
-    get = entitlements::get,
-    update = entitlements::update
-);
+pub mod resource {
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::Json;
+
+    use super::*;
+    use crate::api::extract::{ApiJson, ApiQuery};
+    use crate::services::Page;
+
+    /// Creates an entitlement from an offering; with `send_credentials_to`, queues the credentials
+    /// mail in the same transaction.
+    #[utoipa::path(post, path = "/entitlements", tag = "entitlements", operation_id = "create_entitlement",
+        request_body = NewEntitlement,
+        responses((status = 201, body = EntitlementView), (status = "4XX", body = ErrorBody)),
+        security(("api_key" = [])))]
+    pub async fn create(
+        State(app): State<AppState>,
+        caller: Caller,
+        ApiJson(body): ApiJson<NewEntitlement>,
+    ) -> ApiResult<(StatusCode, Json<EntitlementView>)> {
+        let ctx = caller.require(Permission::CreateEntitlements)?;
+        Ok((
+            StatusCode::CREATED,
+            Json(entitlements::create(&app.store, &ctx, &app.mail, body).await?),
+        ))
+    }
+
+    #[utoipa::path(get, path = "/entitlements", tag = "entitlements", operation_id = "list_entitlements",
+        params(EntitlementQuery),
+        responses((status = 200, body = Page<EntitlementView>), (status = "4XX", body = ErrorBody)),
+        security(("api_key" = [])))]
+    pub async fn list(
+        State(app): State<AppState>,
+        caller: Caller,
+        ApiQuery(query): ApiQuery<EntitlementQuery>,
+    ) -> ApiResult<Json<Page<EntitlementView>>> {
+        let ctx = caller.require(Permission::Read)?;
+        Ok(Json(entitlements::list(&app.store, &ctx, &query).await?))
+    }
+
+    #[utoipa::path(get, path = "/entitlements/{id}", tag = "entitlements", operation_id = "get_entitlement",
+        params(("id" = String, Path)),
+        responses((status = 200, body = EntitlementView), (status = "4XX", body = ErrorBody)),
+        security(("api_key" = [])))]
+    pub async fn get(
+        State(app): State<AppState>,
+        caller: Caller,
+        ApiPath(id): ApiPath<String>,
+    ) -> ApiResult<Json<EntitlementView>> {
+        let ctx = caller.require(Permission::Read)?;
+        Ok(Json(entitlements::get(&app.store, &ctx, &id).await?))
+    }
+
+    /// Overrides values on this entitlement; they stop following the offering until reset.
+    #[utoipa::path(patch, path = "/entitlements/{id}", tag = "entitlements", operation_id = "update_entitlement",
+        params(("id" = String, Path)),
+        request_body = EntitlementPatch,
+        responses((status = 200, body = EntitlementView), (status = "4XX", body = ErrorBody)),
+        security(("api_key" = [])))]
+    pub async fn update(
+        State(app): State<AppState>,
+        caller: Caller,
+        ApiPath(id): ApiPath<String>,
+        ApiJson(patch): ApiJson<EntitlementPatch>,
+    ) -> ApiResult<Json<EntitlementView>> {
+        let ctx = caller.require(Permission::ManageEntitlements)?;
+        Ok(Json(entitlements::update(&app.store, &ctx, &id, patch).await?))
+    }
+}
+
+/// Queues the credentials mail again (to `to`, or the customer's address).
+#[utoipa::path(post, path = "/entitlements/{id}/resend-credentials", tag = "entitlements", params(("id" = String, Path)),
+    request_body(content = Option<ResendCredentials>),
+    responses((status = 200, body = OutboxMail), (status = "4XX", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn resend_credentials(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    OptionalJson(body): OptionalJson<ResendCredentials>,
+) -> ApiResult<Json<OutboxMail>> {
+    let ctx = caller.require(Permission::ManageEntitlements)?;
+    Ok(Json(
+        crate::services::mail::resend_credentials(&app.store, &ctx, &app.mail, &id, body).await?,
+    ))
+}
 
 /// Extends the licence period: from the old expiry while active or in grace, from now once
 /// expired. Usage counters start again from zero.

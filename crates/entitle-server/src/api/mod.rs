@@ -8,7 +8,9 @@ pub mod entitlements;
 pub mod error;
 pub mod extract;
 pub mod licensing;
+pub mod mail;
 pub mod ops;
+pub mod portal;
 pub mod rate_limit;
 pub mod resources;
 
@@ -45,6 +47,7 @@ use resources::*;
         (name = "events", description = "The append-only record of every change"),
         (name = "api-keys", description = "Keys for this API"),
         (name = "activations", description = "Seats held by devices and users"),
+        (name = "mail", description = "Credential mails and their templates"),
         (name = "licensing", description = "For applications: activation, leases, features, usage, offline"),
     )
 )]
@@ -90,6 +93,9 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(entitlements::disable))
         .routes(routes!(entitlements::enable))
         .routes(routes!(entitlements::reset_overrides))
+        .routes(routes!(entitlements::resend_credentials))
+        .routes(routes!(mail::list))
+        .routes(routes!(mail::templates, mail::put_template))
         .routes(routes!(admin::create_api_key, admin::list_api_keys))
         .routes(routes!(admin::revoke_api_key))
         .routes(routes!(admin::list_events))
@@ -133,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         get(move || std::future::ready(Json(doc.as_ref().clone()))),
     )
     .merge(ops::router())
+    .merge(portal::router())
     .fallback(|| async { ApiError::not_found("route") })
     .with_state(state)
 }

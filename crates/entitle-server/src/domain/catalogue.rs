@@ -119,6 +119,9 @@ pub struct Product {
     pub name: Name,
     #[serde(flatten)]
     pub periods: Periods,
+    /// End users sign in with email and password instead of typing an activation code: their
+    /// credentials mail carries a password set-up link rather than the code.
+    pub account_based: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

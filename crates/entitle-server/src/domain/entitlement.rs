@@ -644,6 +644,7 @@ mod tests {
     fn template_multiplies_seats_and_resolves_keys() {
         let now = t(1);
         let product = Product {
+            account_based: false,
             id: "prd".into(),
             name: Name::parse("P").unwrap(),
             periods: Periods::default(),

@@ -69,6 +69,9 @@ pub struct NewProduct {
     pub grace_period: Option<Interval>,
     /// Default: none.
     pub linger_period: Option<Interval>,
+    /// End users activate with email and password; credentials mails carry a password set-up
+    /// link instead of the activation code. Default: false.
+    pub account_based: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -79,6 +82,7 @@ pub struct ProductPatch {
     pub offline_lease_period: Option<Interval>,
     pub grace_period: Option<Interval>,
     pub linger_period: Option<Interval>,
+    pub account_based: Option<bool>,
 }
 
 pub async fn create_product(store: &Store, ctx: &Ctx, input: NewProduct) -> ServiceResult<Product> {
@@ -92,6 +96,7 @@ pub async fn create_product(store: &Store, ctx: &Ctx, input: NewProduct) -> Serv
             grace_period: input.grace_period.unwrap_or(defaults.grace_period),
             linger_period: input.linger_period.unwrap_or(defaults.linger_period),
         },
+        account_based: input.account_based.unwrap_or(false),
         created_at: ctx.now,
         updated_at: ctx.now,
     };
@@ -130,6 +135,7 @@ pub async fn update_product(store: &Store, ctx: &Ctx, id: &str, patch: ProductPa
     periods.offline_lease_period = patch.offline_lease_period.unwrap_or(periods.offline_lease_period);
     periods.grace_period = patch.grace_period.unwrap_or(periods.grace_period);
     periods.linger_period = patch.linger_period.unwrap_or(periods.linger_period);
+    product.account_based = patch.account_based.unwrap_or(product.account_based);
     product.updated_at = ctx.now;
     db::update_product(&mut tx, &ctx.tenant_id, &product).await?;
     record(

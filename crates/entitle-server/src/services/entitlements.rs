@@ -105,9 +105,17 @@ pub struct NewEntitlement {
     pub quantity: Option<i64>,
     /// The order or subscription reference at the storefront.
     pub order_ref: Option<String>,
+    /// Queue the credentials mail (activation code, or a password set-up link for account-based
+    /// products) to this address, in the same transaction.
+    pub send_credentials_to: Option<crate::domain::Email>,
 }
 
-pub async fn create(store: &Store, ctx: &Ctx, input: NewEntitlement) -> ServiceResult<EntitlementView> {
+pub async fn create(
+    store: &Store,
+    ctx: &Ctx,
+    mail: &super::mail::MailSettings,
+    input: NewEntitlement,
+) -> ServiceResult<EntitlementView> {
     let quantity = input.quantity.unwrap_or(1);
     check_quantity(quantity)?;
     if let Some(reference) = &input.order_ref {
@@ -164,7 +172,13 @@ pub async fn create(store: &Store, ctx: &Ctx, input: NewEntitlement) -> ServiceR
         summary,
     )
     .await?;
+    if let Some(recipient) = &input.send_credentials_to {
+        super::mail::queue_credentials(&mut tx, ctx, mail, std::slice::from_ref(&entitlement), recipient).await?;
+    }
     tx.commit().await?;
+    if input.send_credentials_to.is_some() {
+        store.mail_queued();
+    }
     Ok(view)
 }
 

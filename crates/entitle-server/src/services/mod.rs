@@ -9,6 +9,7 @@ pub mod entitlements;
 pub mod events;
 pub mod lease_writer;
 pub mod licensing;
+pub mod mail;
 pub mod signing;
 pub mod tenants;
 

@@ -21,7 +21,7 @@ pub struct ListFilter<'a> {
 // ---- products ----
 
 const PRODUCT_COLUMNS: &str =
-    "id, name, lease_period, offline_lease_period, grace_period, linger_period, created_at, updated_at";
+    "id, name, lease_period, offline_lease_period, grace_period, linger_period, account_based, created_at, updated_at";
 
 fn product(row: &AnyRow) -> StoreResult<Product> {
     Ok(Product {
@@ -33,6 +33,7 @@ fn product(row: &AnyRow) -> StoreResult<Product> {
             grace_period: row.parse_column("grace_period")?,
             linger_period: row.parse_column("linger_period")?,
         },
+        account_based: row.int("account_based")? != 0,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
@@ -41,8 +42,8 @@ fn product(row: &AnyRow) -> StoreResult<Product> {
 pub async fn insert_product(conn: &mut AnyConnection, tenant_id: &str, p: &Product) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO products (id, tenant_id, name, lease_period, offline_lease_period, grace_period,
-                               linger_period, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                               linger_period, created_at, updated_at, account_based)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&p.id)
     .bind(tenant_id)
@@ -53,6 +54,7 @@ pub async fn insert_product(conn: &mut AnyConnection, tenant_id: &str, p: &Produ
     .bind(p.periods.linger_period.to_string())
     .bind(millis(p.created_at))
     .bind(millis(p.updated_at))
+    .bind(p.account_based as i64)
     .execute(conn)
     .await
     .map_err(StoreError::from_write)?;
@@ -62,7 +64,7 @@ pub async fn insert_product(conn: &mut AnyConnection, tenant_id: &str, p: &Produ
 pub async fn update_product(conn: &mut AnyConnection, tenant_id: &str, p: &Product) -> StoreResult<()> {
     sqlx::query(
         "UPDATE products SET name = $3, lease_period = $4, offline_lease_period = $5, grace_period = $6,
-                             linger_period = $7, updated_at = $8
+                             linger_period = $7, updated_at = $8, account_based = $9
          WHERE tenant_id = $1 AND id = $2",
     )
     .bind(tenant_id)
@@ -73,6 +75,7 @@ pub async fn update_product(conn: &mut AnyConnection, tenant_id: &str, p: &Produ
     .bind(p.periods.grace_period.to_string())
     .bind(p.periods.linger_period.to_string())
     .bind(millis(p.updated_at))
+    .bind(p.account_based as i64)
     .execute(conn)
     .await
     .map_err(StoreError::from_write)?;

@@ -15,6 +15,7 @@ struct Migration {
 
 const SCHEMA: &str = include_str!("../../migrations/common/0001_schema.sql");
 const LICENSING: &str = include_str!("../../migrations/common/0003_licensing.sql");
+const MAIL: &str = include_str!("../../migrations/common/0004_mail.sql");
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -34,6 +35,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "licensing",
         sqlite: LICENSING,
         postgres: LICENSING,
+    },
+    Migration {
+        version: 4,
+        name: "mail",
+        sqlite: MAIL,
+        postgres: MAIL,
     },
 ];
 

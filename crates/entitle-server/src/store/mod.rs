@@ -11,6 +11,7 @@ pub mod customers;
 pub mod entitlements;
 pub mod events;
 pub mod licensing;
+pub mod mail;
 pub mod tenants;
 
 use anyhow::Context;
@@ -20,7 +21,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Transaction};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 pub use sqlx::AnyConnection as Conn;
 
@@ -63,6 +66,9 @@ pub struct Store {
     read: AnyPool,
     write: AnyPool,
     backend: Backend,
+    /// Rung after a transaction that queued mail commits, so this instance's mail worker wakes
+    /// at once instead of at its next poll.
+    mail_signal: Arc<Notify>,
 }
 
 impl Store {
@@ -83,6 +89,7 @@ impl Store {
                 read: pool.clone(),
                 write: pool,
                 backend: Backend::Postgres,
+                mail_signal: Arc::default(),
             }
         } else {
             anyhow::bail!("unsupported database URL: use sqlite://PATH or postgres://…");
@@ -133,11 +140,21 @@ impl Store {
             read,
             write,
             backend: Backend::Sqlite,
+            mail_signal: Arc::default(),
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub fn mail_signal(&self) -> Arc<Notify> {
+        self.mail_signal.clone()
+    }
+
+    /// Call after committing a transaction that queued mail.
+    pub fn mail_queued(&self) {
+        self.mail_signal.notify_one();
     }
 
     /// A transaction for a unit of work that writes.

@@ -66,6 +66,7 @@ impl Drop for TempDir {
 
 /// A fresh PostgreSQL database for one test, or `None` without `ENTITLE_TEST_DATABASE_URL`.
 pub async fn fresh_postgres() -> Option<(String, String)> {
+    // (url, database name)
     let admin_url = std::env::var("ENTITLE_TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())?;
@@ -139,21 +140,34 @@ pub struct Response {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_configured(backend, |_| {}).await
+    }
+
+    /// A server whose settings `configure` adjusts (SMTP URL, retry timing, …).
+    pub async fn spawn_configured(backend: Backend, configure: impl FnOnce(&mut ConfigLayer)) -> Option<TestApp> {
         let data_dir = TempDir::new();
-        let (database_url, pg_database) = match backend {
-            Backend::Sqlite => (None, None),
-            Backend::Postgres => {
-                let (url, name) = fresh_postgres().await?;
-                (Some(url), Some(name))
-            }
+        let pg_database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_postgres().await?),
         };
-        let config = Config::from_layer(ConfigLayer {
+        Some(Self::start(backend, data_dir, pg_database, configure).await)
+    }
+
+    async fn start(
+        backend: Backend,
+        data_dir: TempDir,
+        pg_database: Option<(String, String)>,
+        configure: impl FnOnce(&mut ConfigLayer),
+    ) -> TestApp {
+        let mut layer = ConfigLayer {
             listen: Some("127.0.0.1:0".parse().unwrap()),
             data_dir: Some(data_dir.0.clone()),
-            database_url,
-            public_url: None,
-        })
-        .unwrap();
+            database_url: pg_database.as_ref().map(|(url, _)| url.clone()),
+            mail_poll_ms: Some(200),
+            ..Default::default()
+        };
+        configure(&mut layer);
+        let config = Config::from_layer(layer).unwrap();
         let app = Application::build(config).await.expect("build the application");
         let base = format!("http://{}", app.local_addr());
         let store = app.store().clone();
@@ -161,24 +175,51 @@ impl TestApp {
         let server = tokio::spawn(app.run_until(async {
             let _ = rx.await;
         }));
-        Some(TestApp {
+        TestApp {
             base,
             client: reqwest::Client::new(),
             store,
             backend,
             data_dir,
-            pg_database,
+            pg_database: pg_database.map(|(_, name)| name),
             shutdown: Some(tx),
             server,
-        })
+        }
     }
 
-    pub async fn stop(mut self) {
+    /// Stops this server and starts a new one on the same data (a restart).
+    pub async fn restart(mut self, configure: impl FnOnce(&mut ConfigLayer)) -> TestApp {
+        self.halt().await;
+        let data_dir = std::mem::replace(&mut self.data_dir, TempDir::new());
+        let pg = self.pg_database.take().map(|name| (self.database_url_of(&name), name));
+        Self::start(self.backend, data_dir, pg, configure).await
+    }
+
+    fn database_url_of(&self, name: &str) -> String {
+        let admin = std::env::var("ENTITLE_TEST_DATABASE_URL").unwrap();
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        format!("{base}/{name}")
+    }
+
+    /// A second server on the same PostgreSQL database (several instances behind one balancer).
+    pub async fn another_instance(&self, configure: impl FnOnce(&mut ConfigLayer)) -> TestApp {
+        let name = self.pg_database.clone().expect("a PostgreSQL test");
+        let url = self.database_url_of(&name);
+        let mut other = Self::start(self.backend, TempDir::new(), Some((url, name)), configure).await;
+        other.pg_database = None; // the first instance drops the database
+        other
+    }
+
+    async fn halt(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         let server = std::mem::replace(&mut self.server, tokio::spawn(async { Ok(()) }));
         server.await.expect("server task").expect("server ran cleanly");
+    }
+
+    pub async fn stop(mut self) {
+        self.halt().await;
         if let Some(name) = &self.pg_database {
             drop_postgres(name).await;
         }

@@ -10,4 +10,6 @@ mod cli;
 mod entitlements;
 mod events;
 mod licensing;
+mod mail;
 mod ops;
+mod smtp;

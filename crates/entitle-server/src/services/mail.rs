@@ -1,0 +1,364 @@
+//! Mails the services queue: credentials after a purchase or on request, with a password set-up
+//! link for account-based products; tenant templates; the list support looks at.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use super::{found, record, Ctx, Page, Paging, ServiceError, ServiceResult};
+use crate::domain::keys::hash_secret;
+use crate::domain::{ids, passwords, Email, EndUser, EndUserRole, Entitlement, LicenseType, PlanStart, RuleViolation};
+use crate::mail::templates::{self, CREDENTIALS};
+use crate::store::mail::{self as db, MailFilter, OutboxMail, TemplateOverride};
+use crate::store::{catalogue as catalogue_db, customers as customers_db, entitlements as entitlements_db};
+use crate::store::{tenants as tenants_db, Store, StoreError};
+
+/// What the server knows about mail that the use cases need.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// The base of links in mails.
+    pub public_url: String,
+    /// The sender address when a tenant has not set its own.
+    pub from_address: String,
+    /// How long a password set-up link works.
+    pub setup_link_lifetime: Duration,
+}
+
+#[derive(Serialize)]
+struct EntitlementLines {
+    product: String,
+    edition: String,
+    plan: String,
+    offering: String,
+    sku: String,
+    seats: i64,
+    expires: String,
+    activation_code: Option<String>,
+}
+
+fn expiry_text(e: &Entitlement) -> String {
+    match (e.expires_at, e.plan.license_type, e.plan.start) {
+        (Some(at), _, _) => at.format("%Y-%m-%d").to_string(),
+        (None, LicenseType::Perpetual, _) => "no expiry (perpetual licence)".into(),
+        (None, _, PlanStart::OnFirstActivation) => "one licence period from the first activation".into(),
+        (None, _, _) => "no expiry".into(),
+    }
+}
+
+/// Queues the credentials mail for `entitlements` (all of one customer) to `recipient`, in the
+/// caller's transaction. Call [`Store::mail_queued`] after committing.
+pub async fn queue_credentials(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    entitlements: &[Entitlement],
+    recipient: &Email,
+) -> ServiceResult<OutboxMail> {
+    let first = entitlements.first().ok_or(ServiceError::NotFound("entitlement"))?;
+    let tenant = found(tenants_db::get(conn, &ctx.tenant_id).await?, "tenant")?;
+    let customer = found(
+        customers_db::get_customer(conn, &ctx.tenant_id, &first.customer_id).await?,
+        "customer",
+    )?;
+    let mut lines = Vec::new();
+    let mut account_based = false;
+    for e in entitlements {
+        let t = &ctx.tenant_id;
+        let offering = found(catalogue_db::get_offering(conn, t, &e.offering_id).await?, "offering")?;
+        let product = found(catalogue_db::get_product(conn, t, &e.product_id).await?, "product")?;
+        let edition = found(
+            catalogue_db::get_edition(conn, t, &offering.edition_id).await?,
+            "edition",
+        )?;
+        let plan = found(catalogue_db::get_plan(conn, t, &offering.plan_id).await?, "plan")?;
+        account_based |= product.account_based;
+        lines.push(EntitlementLines {
+            product: product.name.to_string(),
+            edition: edition.name.to_string(),
+            plan: plan.name.to_string(),
+            offering: offering.name.to_string(),
+            sku: e.sku.to_string(),
+            seats: e.terms.seat_count,
+            expires: expiry_text(e),
+            activation_code: (!product.account_based).then(|| e.activation_code.to_string()),
+        });
+    }
+    let user = customers_db::find_end_user_by_email(conn, &ctx.tenant_id, recipient).await?;
+    let (setup_url, setup_expires) = if account_based {
+        let user = match user.clone() {
+            Some(user) => user,
+            None => create_end_user(conn, ctx, &customer.id, recipient).await?,
+        };
+        password_setup_link(conn, ctx, settings, &user).await?
+    } else {
+        (None, None)
+    };
+    let context = serde_json::json!({
+        "tenant": {"name": tenant.name},
+        "customer": {"name": customer.name.as_str()},
+        "recipient": {"email": recipient.as_str(), "name": user.as_ref().and_then(|u| u.name.as_ref()).map(|n| n.as_str())},
+        "portal_url": format!("{}/portal", settings.public_url),
+        "account_based": account_based,
+        "setup_url": setup_url,
+        "setup_expires": setup_expires.map(|at: DateTime<Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string()),
+        "entitlements": lines,
+    });
+    let overrides = db::template(conn, &ctx.tenant_id, CREDENTIALS).await?;
+    let rendered = match templates::render(CREDENTIALS, &overrides, &context) {
+        Ok(rendered) => rendered,
+        Err(error) => {
+            // A tenant template that fails on this data must not cost the buyer their credentials.
+            tracing::warn!(tenant = %ctx.tenant_id, %error, "tenant mail template failed; using the built-in one");
+            templates::render(CREDENTIALS, &TemplateOverride::default(), &context)
+                .map_err(|e| ServiceError::Store(StoreError::Other(anyhow::anyhow!(e))))?
+        }
+    };
+    let mail = OutboxMail {
+        id: ids::new_id("mail"),
+        tenant_id: ctx.tenant_id.clone(),
+        kind: CREDENTIALS.to_owned(),
+        recipient: recipient.to_string(),
+        from_name: overrides.from_name.unwrap_or_else(|| tenant.name.clone()),
+        from_address: overrides.from_address.unwrap_or_else(|| settings.from_address.clone()),
+        subject: rendered.subject,
+        text_body: rendered.text,
+        html_body: rendered.html,
+        entitlement_id: (entitlements.len() == 1).then(|| first.id.clone()),
+        customer_id: Some(customer.id.clone()),
+        status: "queued".into(),
+        attempts: 0,
+        next_attempt_at: ctx.now,
+        last_error: None,
+        created_at: ctx.now,
+        sent_at: None,
+    };
+    db::enqueue(conn, &mail).await?;
+    let ids: Vec<&str> = entitlements.iter().map(|e| e.id.as_str()).collect();
+    let summary = serde_json::json!({"kind": CREDENTIALS, "recipient": recipient.as_str(), "entitlements": ids});
+    record(conn, ctx, "mail.queued", "mail", &mail.id, summary).await?;
+    Ok(mail)
+}
+
+async fn create_end_user(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    customer_id: &str,
+    email: &Email,
+) -> ServiceResult<EndUser> {
+    let user = EndUser {
+        id: ids::new_id("usr"),
+        customer_id: customer_id.to_owned(),
+        email: email.clone(),
+        name: None,
+        role: EndUserRole::Admin,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+    };
+    customers_db::insert_end_user(conn, &ctx.tenant_id, &user).await?;
+    record(
+        conn,
+        ctx,
+        "end_user.created",
+        "end_user",
+        &user.id,
+        super::snapshot(&user),
+    )
+    .await?;
+    Ok(user)
+}
+
+/// A single-use, expiring link to choose a password, unless the end user has one already.
+async fn password_setup_link(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    user: &EndUser,
+) -> ServiceResult<(Option<String>, Option<DateTime<Utc>>)> {
+    let has_password = customers_db::end_user_credentials(conn, &ctx.tenant_id, user.email.as_str())
+        .await?
+        .is_some_and(|(_, hash)| hash.is_some());
+    if has_password {
+        return Ok((None, None));
+    }
+    let token = ids::random_token(32);
+    let expires_at = ctx.now + settings.setup_link_lifetime;
+    db::insert_setup_token(conn, &hash_secret(&token), &ctx.tenant_id, &user.id, expires_at).await?;
+    Ok((
+        Some(format!("{}/portal/set-password?token={token}", settings.public_url)),
+        Some(expires_at),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResendCredentials {
+    /// Default: the customer's email, else its first admin end user's.
+    pub to: Option<Email>,
+}
+
+/// Queues the entitlement's credentials again (support's "resend").
+pub async fn resend_credentials(
+    store: &Store,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    entitlement_id: &str,
+    input: ResendCredentials,
+) -> ServiceResult<OutboxMail> {
+    let mut tx = store.begin().await?;
+    let entitlement = found(
+        entitlements_db::get(&mut tx, &ctx.tenant_id, entitlement_id).await?,
+        "entitlement",
+    )?;
+    let recipient = match input.to {
+        Some(to) => to,
+        None => default_recipient(&mut tx, ctx, &entitlement.customer_id).await?,
+    };
+    let mail = queue_credentials(&mut tx, ctx, settings, std::slice::from_ref(&entitlement), &recipient).await?;
+    tx.commit().await?;
+    store.mail_queued();
+    Ok(mail)
+}
+
+async fn default_recipient(conn: &mut AnyConnection, ctx: &Ctx, customer_id: &str) -> ServiceResult<Email> {
+    let customer = found(
+        customers_db::get_customer(conn, &ctx.tenant_id, customer_id).await?,
+        "customer",
+    )?;
+    if let Some(email) = customer.email {
+        return Ok(email);
+    }
+    let users = customers_db::list_end_users(conn, &ctx.tenant_id, Some(customer_id), "", 200).await?;
+    users
+        .into_iter()
+        .find(|u| u.role == EndUserRole::Admin)
+        .map(|u| u.email)
+        .ok_or_else(|| {
+            RuleViolation::new(
+                "no_recipient",
+                "the customer has no email and no admin end user: say `to`",
+            )
+            .into()
+        })
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MailQuery {
+    pub entitlement_id: Option<String>,
+    pub customer_id: Option<String>,
+    /// `queued`, `sending`, `sent` or `failed`.
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+}
+
+pub async fn list(store: &Store, ctx: &Ctx, query: &MailQuery) -> ServiceResult<Page<OutboxMail>> {
+    let paging = Paging {
+        limit: query.limit,
+        after: query.after.clone(),
+    };
+    paging.check()?;
+    let filter = MailFilter {
+        entitlement_id: query.entitlement_id.as_deref(),
+        customer_id: query.customer_id.as_deref(),
+        status: query.status.as_deref(),
+        after: paging.after(),
+        limit: paging.fetch_limit(),
+    };
+    let mails = db::list(&mut *store.read().await?, &ctx.tenant_id, &filter).await?;
+    Ok(paging.page(mails, |m| &m.id))
+}
+
+/// A tenant's template for one kind of mail.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MailTemplate {
+    /// `credentials`.
+    pub kind: String,
+    #[serde(flatten)]
+    pub template: TemplateOverride,
+}
+
+pub async fn templates(store: &Store, ctx: &Ctx) -> ServiceResult<Page<MailTemplate>> {
+    let mut conn = store.read().await?;
+    let mut data = Vec::new();
+    for kind in templates::KINDS {
+        data.push(MailTemplate {
+            kind: kind.to_owned(),
+            template: db::template(&mut conn, &ctx.tenant_id, kind).await?,
+        });
+    }
+    Ok(Page { data, next_after: None })
+}
+
+/// Sets a tenant's template, after rendering it with sample data: a broken template is refused.
+pub async fn put_template(store: &Store, ctx: &Ctx, input: MailTemplate) -> ServiceResult<MailTemplate> {
+    if !templates::KINDS.contains(&input.kind.as_str()) {
+        return Err(RuleViolation::new("unknown_mail_kind", format!("no mail kind {:?}", input.kind)).into());
+    }
+    if let Some(address) = &input.template.from_address {
+        Email::parse(address.as_str())?;
+    }
+    let sample = serde_json::json!({
+        "tenant": {"name": "Tenant"}, "customer": {"name": "Customer"},
+        "recipient": {"email": "buyer@example.com", "name": "Buyer"}, "portal_url": "https://example.com/portal",
+        "account_based": false, "setup_url": null, "setup_expires": null,
+        "entitlements": [{"product": "Product", "edition": "Edition", "plan": "Plan", "offering": "Offering",
+                          "sku": "SKU", "seats": 1, "expires": "2030-01-01", "activation_code": "AAAA-BBBB"}],
+    });
+    templates::render(&input.kind, &input.template, &sample)
+        .map_err(|e| RuleViolation::new("invalid_template", e.to_string()))?;
+    let mut tx = store.begin().await?;
+    db::put_template(&mut tx, &ctx.tenant_id, &input.kind, &input.template, ctx.now).await?;
+    record(
+        &mut tx,
+        ctx,
+        "mail_template.updated",
+        "mail_template",
+        &input.kind,
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(input)
+}
+
+/// Whether a set-up link can still be used.
+pub async fn setup_link_valid(store: &Store, token: &str) -> ServiceResult<bool> {
+    Ok(db::setup_token_valid(&mut *store.read().await?, &hash_secret(token), super::now()).await?)
+}
+
+/// Uses a set-up link once to set the end user's password.
+pub async fn set_password_with_link(store: &Store, token: &str, password: String) -> ServiceResult<()> {
+    passwords::check_strength(&password)?;
+    let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("password hashing task: {e}")))?
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("password hashing: {e}")))?;
+    let now = super::now();
+    let mut tx = store.begin().await?;
+    let (tenant_id, user_id) = db::use_setup_token(&mut tx, &hash_secret(token), now)
+        .await?
+        .ok_or_else(|| RuleViolation::new("invalid_link", "this link was used already or has expired"))?;
+    customers_db::set_password(&mut tx, &tenant_id, &user_id, &hash).await?;
+    let ctx = Ctx {
+        tenant_id,
+        actor: super::Actor {
+            kind: super::ActorKind::EndUser,
+            id: Some(user_id.clone()),
+            ip: None,
+        },
+        now,
+    };
+    record(
+        &mut tx,
+        &ctx,
+        "end_user.password_set",
+        "end_user",
+        &user_id,
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,311 @@
+//! The mail outbox, per-tenant templates and password set-up tokens.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use super::rows::RowExt;
+use super::{millis, Backend, StoreResult};
+
+/// A mail as queued: fully rendered, so what is sent is what was decided in the transaction.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OutboxMail {
+    pub id: String,
+    /// `credentials` or `test`.
+    pub kind: String,
+    pub recipient: String,
+    pub from_name: String,
+    pub from_address: String,
+    pub subject: String,
+    #[serde(skip)]
+    pub text_body: String,
+    #[serde(skip)]
+    pub html_body: String,
+    pub entitlement_id: Option<String>,
+    pub customer_id: Option<String>,
+    /// `queued`, `sending`, `sent` or `failed` (gave up after the configured attempts).
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub tenant_id: String,
+}
+
+const COLUMNS: &str = "id, tenant_id, kind, recipient, from_name, from_address, subject, text_body, html_body, \
+    entitlement_id, customer_id, status, attempts, next_attempt_at, last_error, created_at, sent_at";
+
+fn mail(row: &AnyRow) -> StoreResult<OutboxMail> {
+    Ok(OutboxMail {
+        id: row.text("id")?,
+        tenant_id: row.text("tenant_id")?,
+        kind: row.text("kind")?,
+        recipient: row.text("recipient")?,
+        from_name: row.text("from_name")?,
+        from_address: row.text("from_address")?,
+        subject: row.text("subject")?,
+        text_body: row.text("text_body")?,
+        html_body: row.text("html_body")?,
+        entitlement_id: row.opt_text("entitlement_id")?,
+        customer_id: row.opt_text("customer_id")?,
+        status: row.text("status")?,
+        attempts: row.int("attempts")?,
+        next_attempt_at: row.time("next_attempt_at")?,
+        last_error: row.opt_text("last_error")?,
+        created_at: row.time("created_at")?,
+        sent_at: row.opt_time("sent_at")?,
+    })
+}
+
+pub async fn enqueue(conn: &mut AnyConnection, m: &OutboxMail) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO mail_outbox (id, tenant_id, kind, recipient, from_name, from_address, subject, text_body,
+            html_body, entitlement_id, customer_id, status, attempts, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', 0, $12, $12)",
+    )
+    .bind(&m.id)
+    .bind(&m.tenant_id)
+    .bind(&m.kind)
+    .bind(&m.recipient)
+    .bind(&m.from_name)
+    .bind(&m.from_address)
+    .bind(&m.subject)
+    .bind(&m.text_body)
+    .bind(&m.html_body)
+    .bind(m.entitlement_id.as_deref())
+    .bind(m.customer_id.as_deref())
+    .bind(millis(m.created_at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due mails for `claim_for` (a crashed worker's claim lapses then).
+/// On PostgreSQL the rows are locked with `SKIP LOCKED`, so instances never claim the same mail;
+/// SQLite has one writer, which serialises claims by itself.
+pub async fn claim_due(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    now: DateTime<Utc>,
+    claim_until: DateTime<Utc>,
+    limit: i64,
+) -> StoreResult<Vec<OutboxMail>> {
+    let lock = match backend {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE mail_outbox SET status = 'sending', claimed_until = $2, attempts = attempts + 1
+         WHERE id IN (
+             SELECT id FROM mail_outbox
+             WHERE (status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND claimed_until < $1)
+             ORDER BY next_attempt_at LIMIT $3 {lock})
+         RETURNING {COLUMNS}"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(millis(now))
+        .bind(millis(claim_until))
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(mail).collect()
+}
+
+pub async fn mark_sent(conn: &mut AnyConnection, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE mail_outbox SET status = 'sent', sent_at = $2, claimed_until = NULL, last_error = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind(millis(at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Back to the queue until `retry_at`, or `failed` for good when `retry_at` is `None`.
+pub async fn mark_attempt_failed(
+    conn: &mut AnyConnection,
+    id: &str,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+) -> StoreResult<()> {
+    match retry_at {
+        Some(at) => {
+            sqlx::query(
+                "UPDATE mail_outbox SET status = 'queued', next_attempt_at = $2, claimed_until = NULL, last_error = $3
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(millis(at))
+            .bind(error)
+            .execute(conn)
+            .await?;
+        }
+        None => {
+            sqlx::query(
+                "UPDATE mail_outbox SET status = 'failed', claimed_until = NULL, last_error = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(error)
+            .execute(conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The soonest time a queued mail falls due, to sleep until then.
+pub async fn next_due(conn: &mut AnyConnection) -> StoreResult<Option<DateTime<Utc>>> {
+    let row = sqlx::query(
+        "SELECT MIN(CASE WHEN status = 'queued' THEN next_attempt_at ELSE claimed_until END) AS due
+         FROM mail_outbox WHERE status IN ('queued', 'sending')",
+    )
+    .fetch_one(conn)
+    .await?;
+    row.opt_time("due")
+}
+
+pub struct MailFilter<'a> {
+    pub entitlement_id: Option<&'a str>,
+    pub customer_id: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub after: &'a str,
+    pub limit: i64,
+}
+
+pub async fn list(conn: &mut AnyConnection, tenant_id: &str, f: &MailFilter<'_>) -> StoreResult<Vec<OutboxMail>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM mail_outbox
+         WHERE tenant_id = $1 AND id > $2 AND ($3 = '' OR entitlement_id = $3) AND ($4 = '' OR customer_id = $4)
+           AND ($5 = '' OR status = $5)
+         ORDER BY id LIMIT $6"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(f.after)
+        .bind(f.entitlement_id.unwrap_or(""))
+        .bind(f.customer_id.unwrap_or(""))
+        .bind(f.status.unwrap_or(""))
+        .bind(f.limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(mail).collect()
+}
+
+// ---- templates ----
+
+/// A tenant's override of one mail kind; unset parts fall back to the built-in template.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateOverride {
+    pub from_name: Option<String>,
+    pub from_address: Option<String>,
+    /// A template (MiniJinja syntax), like the bodies.
+    pub subject: Option<String>,
+    pub text_body: Option<String>,
+    /// HTML-escaped automatically: `{{ customer.name }}` cannot inject markup.
+    pub html_body: Option<String>,
+}
+
+pub async fn template(conn: &mut AnyConnection, tenant_id: &str, kind: &str) -> StoreResult<TemplateOverride> {
+    let row = sqlx::query(
+        "SELECT from_name, from_address, subject, text_body, html_body FROM mail_templates WHERE tenant_id = $1 AND kind = $2",
+    )
+    .bind(tenant_id)
+    .bind(kind)
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        None => Ok(TemplateOverride::default()),
+        Some(row) => Ok(TemplateOverride {
+            from_name: row.opt_text("from_name")?,
+            from_address: row.opt_text("from_address")?,
+            subject: row.opt_text("subject")?,
+            text_body: row.opt_text("text_body")?,
+            html_body: row.opt_text("html_body")?,
+        }),
+    }
+}
+
+pub async fn put_template(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    kind: &str,
+    t: &TemplateOverride,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO mail_templates (tenant_id, kind, from_name, from_address, subject, text_body, html_body, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (tenant_id, kind) DO UPDATE SET from_name = excluded.from_name, from_address = excluded.from_address,
+             subject = excluded.subject, text_body = excluded.text_body, html_body = excluded.html_body,
+             updated_at = excluded.updated_at",
+    )
+    .bind(tenant_id)
+    .bind(kind)
+    .bind(t.from_name.as_deref())
+    .bind(t.from_address.as_deref())
+    .bind(t.subject.as_deref())
+    .bind(t.text_body.as_deref())
+    .bind(t.html_body.as_deref())
+    .bind(millis(at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+// ---- password set-up tokens ----
+
+pub async fn insert_setup_token(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    tenant_id: &str,
+    end_user_id: &str,
+    expires_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO password_setup_tokens (token_hash, tenant_id, end_user_id, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash)
+    .bind(tenant_id)
+    .bind(end_user_id)
+    .bind(millis(expires_at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Uses a token once: answers its tenant and end user if it was unused and unexpired.
+pub async fn use_setup_token(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<(String, String)>> {
+    let row = sqlx::query(
+        "UPDATE password_setup_tokens SET used_at = $2
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2
+         RETURNING tenant_id, end_user_id",
+    )
+    .bind(token_hash)
+    .bind(millis(now))
+    .fetch_optional(conn)
+    .await?;
+    row.map(|row| Ok((row.text("tenant_id")?, row.text("end_user_id")?)))
+        .transpose()
+}
+
+/// Whether a token could still be used (for showing the form).
+pub async fn setup_token_valid(conn: &mut AnyConnection, token_hash: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+    let row = sqlx::query(
+        "SELECT 1 AS ok FROM password_setup_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(token_hash)
+    .bind(millis(now))
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
