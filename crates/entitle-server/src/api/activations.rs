@@ -20,7 +20,7 @@ pub struct ActivationQuery {
     pub after: Option<String>,
 }
 
-#[utoipa::path(get, path = "/entitlements/{id}/activations", tag = "activations",
+#[utoipa::path(get, path = "/entitlements/{id}/activations", tag = "activations", operation_id = "list_activations",
     params(("id" = String, Path), ActivationQuery),
     responses((status = 200, body = Page<Activation>), (status = "4XX", body = ErrorBody)),
     security(("api_key" = [])))]
@@ -41,7 +41,7 @@ pub async fn list(
 }
 
 /// Activations, refreshes, deactivations and denials of an entitlement's seats, oldest first.
-#[utoipa::path(get, path = "/entitlements/{id}/activation-log", tag = "activations",
+#[utoipa::path(get, path = "/entitlements/{id}/activation-log", tag = "activations", operation_id = "activation_log",
     params(("id" = String, Path), Paging),
     responses((status = 200, body = Page<ActivationLogEntry>), (status = "4XX", body = ErrorBody)),
     security(("api_key" = [])))]
@@ -55,7 +55,7 @@ pub async fn log(
     Ok(Json(licensing::activation_log(&app.store, &ctx, &id, &paging).await?))
 }
 
-#[utoipa::path(get, path = "/activations/{id}", tag = "activations", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/activations/{id}", tag = "activations", operation_id = "get_activation", params(("id" = String, Path)),
     responses((status = 200, body = Activation), (status = "4XX", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn get(
@@ -69,7 +69,7 @@ pub async fn get(
 
 /// Frees a seat from the vendor's side (a lost or retired machine), returning its units.
 /// The application is refused at its next call.
-#[utoipa::path(post, path = "/activations/{id}/revoke", tag = "activations", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/activations/{id}/revoke", tag = "activations", operation_id = "revoke_activation", params(("id" = String, Path)),
     responses((status = 200, body = Activation), (status = "4XX", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn revoke(

@@ -11,7 +11,7 @@ use crate::services::Page;
 use crate::store::mail::OutboxMail;
 
 /// Mails queued, sent and failed, filtered by entitlement, customer or status.
-#[utoipa::path(get, path = "/mails", tag = "mail", params(MailQuery),
+#[utoipa::path(get, path = "/mails", tag = "mail", operation_id = "list_mails", params(MailQuery),
     responses((status = 200, body = Page<OutboxMail>), (status = "4XX", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn list(
@@ -24,7 +24,7 @@ pub async fn list(
 }
 
 /// The tenant's template overrides, one per kind of mail (unset parts use the built-in template).
-#[utoipa::path(get, path = "/mail-templates", tag = "mail",
+#[utoipa::path(get, path = "/mail-templates", tag = "mail", operation_id = "list_mail_templates",
     responses((status = 200, body = Page<MailTemplate>), (status = "4XX", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn templates(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Page<MailTemplate>>> {
@@ -34,7 +34,7 @@ pub async fn templates(State(app): State<AppState>, caller: Caller) -> ApiResult
 
 /// Sets the tenant's template of one kind. It is rendered with sample data first: a template
 /// that does not render is refused with `invalid_template`.
-#[utoipa::path(put, path = "/mail-templates", tag = "mail", request_body = MailTemplate,
+#[utoipa::path(put, path = "/mail-templates", tag = "mail", operation_id = "put_mail_template", request_body = MailTemplate,
     responses((status = 200, body = MailTemplate), (status = "4XX", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn put_template(

@@ -98,3 +98,41 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert!(!down.status.success(), "healthcheck fails once the server is gone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_email_checks_the_mail_configuration() {
+    let sink = crate::smtp::SmtpSink::start().await;
+    let dir = TempDir::new();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_entitle"))
+        .args([
+            "send-test-email",
+            "--to",
+            "ops@vendor.example",
+            "--smtp-url",
+            &sink.url(),
+        ])
+        .args(["--data-dir", dir.0.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let received = sink.wait_for(1).await;
+    assert_eq!(received[0].to, ["<ops@vendor.example>"]);
+    assert_eq!(received[0].header("Subject").as_deref(), Some("Entitle test mail"));
+
+    let down = crate::smtp::closed_port().await;
+    let failed = tokio::process::Command::new(env!("CARGO_BIN_EXE_entitle"))
+        .args([
+            "send-test-email",
+            "--to",
+            "ops@vendor.example",
+            "--smtp-url",
+            &format!("smtp://127.0.0.1:{down}"),
+        ])
+        .args(["--data-dir", dir.0.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(!failed.status.success(), "an unreachable relay is reported");
+    sink.stop();
+}

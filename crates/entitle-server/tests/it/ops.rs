@@ -40,7 +40,7 @@ async fn the_openapi_document_describes_every_route() {
             "{path}"
         );
         for (method, operation) in item.as_object().unwrap() {
-            if !["get", "post", "patch", "delete"].contains(&method.as_str()) {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
                 continue;
             }
             operations += 1;
