@@ -6,6 +6,7 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod commerce;
 pub mod config;
 pub mod demo;
 pub mod domain;

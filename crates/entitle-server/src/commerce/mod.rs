@@ -1,0 +1,109 @@
+//! Storefront connectors: a delivery's signature is checked on the raw bytes, then each provider's
+//! payload is read into [`event::CommerceEvent`]s, which one lifecycle (in `services::commerce`)
+//! applies to entitlements.
+
+pub mod event;
+pub mod generic;
+pub mod paddle;
+pub mod signature;
+pub mod stripe;
+
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use event::CommerceEvent;
+use signature::Rejection;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    Stripe,
+    Paddle,
+    /// Any other storefront or your own back end (Standard Webhooks signatures).
+    Generic,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Stripe => "stripe",
+            Provider::Paddle => "paddle",
+            Provider::Generic => "generic",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Provider> {
+        match text {
+            "stripe" => Some(Provider::Stripe),
+            "paddle" => Some(Provider::Paddle),
+            "generic" => Some(Provider::Generic),
+            _ => None,
+        }
+    }
+
+    pub fn verify(self, v: &Verification<'_>) -> Result<(), Rejection> {
+        match self {
+            Provider::Stripe => stripe::verify(v),
+            Provider::Paddle => paddle::verify(v),
+            Provider::Generic => generic::verify(v),
+        }
+    }
+
+    pub fn parse_delivery(self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
+        match self {
+            Provider::Stripe => stripe::parse(body),
+            Provider::Paddle => paddle::parse(body),
+            Provider::Generic => generic::parse(headers, body),
+        }
+    }
+
+    /// The headers worth keeping with a stored delivery.
+    pub fn kept_headers(self) -> &'static [&'static str] {
+        match self {
+            Provider::Stripe => &["stripe-signature"],
+            Provider::Paddle => &["paddle-signature"],
+            Provider::Generic => &["webhook-id", "webhook-timestamp", "webhook-signature"],
+        }
+    }
+}
+
+/// What a signature check needs.
+pub struct Verification<'a> {
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    pub secrets: &'a [String],
+    pub now: DateTime<Utc>,
+    /// Overrides the provider's timestamp tolerance (seconds).
+    pub tolerance: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unreadable delivery: {0}")]
+pub struct ParseError(pub String);
+
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A JSON string (or number) as text.
+pub(crate) fn s(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// An RFC 3339 time.
+pub(crate) fn at(value: &Value) -> Option<DateTime<Utc>> {
+    value
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! Stripe: `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "{t}.{body}")>`, 300 s tolerance.
+//! Current (basil+) and older API shapes of checkout sessions, subscriptions, invoices, charges and
+//! disputes.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::event::{Change, CommerceEvent, Customer, Item};
+use super::signature::{any_matches, decode_hex, Rejection};
+use super::{header, s, ParseError, Verification};
+
+pub const TOLERANCE_SECONDS: i64 = 300;
+
+pub fn verify(v: &Verification<'_>) -> Result<(), Rejection> {
+    let value = header(v.headers, "stripe-signature").ok_or(Rejection::MissingSignature)?;
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for pair in value.split(',') {
+        match pair.trim().split_once('=') {
+            Some(("t", t)) => timestamp = Some(t.to_owned()),
+            Some(("v1", sig)) => signatures.push(decode_hex(sig)?),
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or(Rejection::MalformedSignature)?;
+    let t: i64 = timestamp.parse().map_err(|_| Rejection::MalformedSignature)?;
+    if v.now.timestamp() - t > v.tolerance.unwrap_or(TOLERANCE_SECONDS) {
+        return Err(Rejection::Stale);
+    }
+    let parts: [&[u8]; 3] = [timestamp.as_bytes(), b".", v.body];
+    if signatures.iter().any(|sig| any_matches(v.secrets, &parts, sig)) {
+        Ok(())
+    } else {
+        Err(Rejection::BadSignature)
+    }
+}
+
+fn unix(value: &Value) -> Option<DateTime<Utc>> {
+    value.as_i64().and_then(|t| DateTime::from_timestamp(t, 0))
+}
+
+fn metadata_sku(object: &Value) -> Option<Vec<Item>> {
+    let sku = s(&object["metadata"]["sku"])?;
+    let quantity = s(&object["metadata"]["quantity"])
+        .and_then(|q| q.parse().ok())
+        .unwrap_or(1);
+    Some(vec![Item {
+        provider_ref: None,
+        sku: Some(sku),
+        quantity,
+    }])
+}
+
+fn subscription_items(sub: &Value) -> Option<Vec<Item>> {
+    if let Some(items) = metadata_sku(sub) {
+        return Some(items);
+    }
+    let data = sub["items"]["data"].as_array()?;
+    Some(
+        data.iter()
+            .map(|item| Item {
+                provider_ref: s(&item["price"]["id"]).or_else(|| s(&item["plan"]["id"])),
+                sku: None,
+                quantity: item["quantity"].as_i64().unwrap_or(1),
+            })
+            .collect(),
+    )
+}
+
+fn subscription_period_end(sub: &Value) -> Option<DateTime<Utc>> {
+    // basil+: per item; older: on the subscription.
+    let per_item = sub["items"]["data"]
+        .as_array()
+        .and_then(|items| items.iter().filter_map(|i| unix(&i["current_period_end"])).max());
+    per_item.or_else(|| unix(&sub["current_period_end"]))
+}
+
+fn ids(values: &[&Value]) -> Vec<String> {
+    values.iter().filter_map(|v| s(v).or_else(|| s(&v["id"]))).collect()
+}
+
+pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
+    let envelope: Value = serde_json::from_slice(body).map_err(|e| ParseError(e.to_string()))?;
+    let event_id = s(&envelope["id"]).ok_or_else(|| ParseError("no event id".into()))?;
+    let event_type = s(&envelope["type"]).ok_or_else(|| ParseError("no event type".into()))?;
+    let occurred_at = unix(&envelope["created"]).ok_or_else(|| ParseError("no event time".into()))?;
+    let o = &envelope["data"]["object"];
+    let mut event = CommerceEvent {
+        event_id,
+        event_type: event_type.clone(),
+        occurred_at,
+        order_ref: None,
+        aliases: vec![],
+        change: Change::Ignored,
+        customer: Customer::default(),
+        items: None,
+        period_end: None,
+    };
+    match event_type.as_str() {
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            let paid = o["payment_status"] != "unpaid";
+            event.change = if paid { Change::Purchase } else { Change::Ignored };
+            event.order_ref = s(&o["subscription"]).or_else(|| s(&o["id"]));
+            event.aliases = ids(&[&o["id"], &o["payment_intent"], &o["invoice"]]);
+            event.customer = Customer {
+                email: s(&o["customer_details"]["email"]).or_else(|| s(&o["customer_email"])),
+                name: s(&o["customer_details"]["name"]),
+                reference: s(&o["customer"]),
+            };
+            event.items = metadata_sku(o);
+        }
+        "customer.subscription.created" | "customer.subscription.updated" | "customer.subscription.resumed" => {
+            let scheduled = o["cancel_at_period_end"] == true || !o["cancel_at"].is_null();
+            event.change = match o["status"].as_str() {
+                Some("trialing") => Change::Trial,
+                Some("active") if scheduled => Change::CancelScheduled,
+                Some("active") => Change::Active,
+                Some("past_due") | Some("unpaid") => Change::PaymentFailed,
+                Some("canceled") | Some("incomplete_expired") | Some("paused") => Change::Ended,
+                _ => Change::Ignored,
+            };
+            event.order_ref = s(&o["id"]);
+            event.customer.reference = s(&o["customer"]);
+            event.customer.email = s(&o["metadata"]["email"]);
+            event.items = subscription_items(o);
+            event.period_end = subscription_period_end(o).or_else(|| unix(&o["trial_end"]));
+        }
+        "customer.subscription.deleted" | "customer.subscription.paused" => {
+            event.change = Change::Ended;
+            event.order_ref = s(&o["id"]);
+            event.customer.reference = s(&o["customer"]);
+            if let Some(ended) = unix(&o["ended_at"]) {
+                event.occurred_at = event.occurred_at.max(ended);
+            }
+        }
+        "invoice.paid" | "invoice.payment_succeeded" | "invoice.payment_failed" => {
+            let subscription =
+                s(&o["subscription"]).or_else(|| s(&o["parent"]["subscription_details"]["subscription"]));
+            let Some(subscription) = subscription else {
+                return Ok(vec![event]); // a one-off invoice: nothing for licensing
+            };
+            event.change = if event_type == "invoice.payment_failed" {
+                Change::PaymentFailed
+            } else {
+                Change::Renewal
+            };
+            event.order_ref = Some(subscription);
+            event.aliases = ids(&[&o["id"], &o["charge"], &o["payment_intent"]]);
+            event.customer = Customer {
+                email: s(&o["customer_email"]),
+                name: s(&o["customer_name"]),
+                reference: s(&o["customer"]),
+            };
+            if event.change == Change::Renewal {
+                event.period_end = o["lines"]["data"]
+                    .as_array()
+                    .and_then(|lines| lines.iter().filter_map(|l| unix(&l["period"]["end"])).max());
+            }
+        }
+        "charge.refunded" => {
+            // Only a full refund ends the licence; a partial one is a price adjustment.
+            event.change = if o["refunded"] == true {
+                Change::Refunded
+            } else {
+                Change::Ignored
+            };
+            event.aliases = ids(&[&o["id"], &o["invoice"], &o["payment_intent"]]);
+        }
+        "charge.dispute.closed" => {
+            event.change = if o["status"] == "lost" {
+                Change::Refunded
+            } else {
+                Change::Ignored
+            };
+            event.aliases = ids(&[&o["charge"], &o["payment_intent"]]);
+        }
+        _ => {}
+    }
+    Ok(vec![event])
+}
