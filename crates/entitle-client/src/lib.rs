@@ -1,0 +1,1 @@
+//! Entitle SDK for applications (being written: see issue 6).
