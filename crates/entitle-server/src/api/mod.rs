@@ -3,6 +3,7 @@
 
 pub mod activations;
 pub mod admin;
+pub mod commerce;
 mod crud;
 pub mod entitlements;
 pub mod error;
@@ -48,6 +49,7 @@ use resources::*;
         (name = "api-keys", description = "Keys for this API"),
         (name = "activations", description = "Seats held by devices and users"),
         (name = "mail", description = "Credential mails and their templates"),
+        (name = "storefronts", description = "Storefront connections, mappings, deliveries, and the webhook endpoint"),
         (name = "licensing", description = "For applications: activation, leases, features, usage, offline"),
     )
 )]
@@ -103,6 +105,13 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(activations::log))
         .routes(routes!(activations::get))
         .routes(routes!(activations::revoke))
+        .routes(routes!(commerce::create_connection, commerce::list_connections))
+        .routes(routes!(commerce::get_connection, commerce::update_connection))
+        .routes(routes!(commerce::create_mapping, commerce::list_mappings))
+        .routes(routes!(commerce::delete_mapping))
+        .routes(routes!(commerce::list_deliveries))
+        .routes(routes!(commerce::get_delivery))
+        .routes(routes!(commerce::replay))
 }
 
 fn licensing_routes() -> OpenApiRouter<AppState> {
@@ -116,6 +125,7 @@ fn licensing_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(licensing::offline_activate))
         .routes(routes!(licensing::offline_deactivate))
         .routes(routes!(licensing::jwks))
+        .routes(routes!(commerce::receive))
 }
 
 fn all_routes() -> OpenApiRouter<AppState> {

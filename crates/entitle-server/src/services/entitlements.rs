@@ -127,16 +127,46 @@ pub async fn create(
         "customer",
     )?;
     let offering = offering_by_sku(&mut tx, ctx, &input.sku).await?;
-    let parts = TemplateParts::load(&mut tx, &ctx.tenant_id, offering).await?;
+    let entitlement = insert_new(
+        &mut tx,
+        ctx,
+        &input.customer_id,
+        offering,
+        quantity,
+        input.order_ref.clone(),
+    )
+    .await?;
+    let view = entitlement.view(ctx.now);
+    if let Some(recipient) = &input.send_credentials_to {
+        super::mail::queue_credentials(&mut tx, ctx, mail, std::slice::from_ref(&entitlement), recipient).await?;
+    }
+    tx.commit().await?;
+    if input.send_credentials_to.is_some() {
+        store.mail_queued();
+    }
+    Ok(view)
+}
+
+/// A new entitlement of `quantity` units of `offering` for the customer, with its event, in the
+/// caller's transaction.
+pub(crate) async fn insert_new(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    customer_id: &str,
+    offering: Offering,
+    quantity: i64,
+    order_ref: Option<String>,
+) -> ServiceResult<Entitlement> {
+    let parts = TemplateParts::load(conn, &ctx.tenant_id, offering).await?;
     let terms = parts.template().terms(quantity, 0)?;
     let (starts_at, expires_at) = initial_period(&parts.plan.terms, ctx.now);
     let entitlement = Entitlement {
         id: ids::new_id("ent"),
-        customer_id: input.customer_id,
+        customer_id: customer_id.to_owned(),
         product_id: parts.product.id.clone(),
         offering_id: parts.offering.id.clone(),
         sku: parts.offering.sku.clone(),
-        order_ref: input.order_ref,
+        order_ref,
         quantity,
         extra_seats: 0,
         activation_code: ActivationCode::generate(),
@@ -151,20 +181,19 @@ pub async fn create(
         created_at: ctx.now,
         updated_at: ctx.now,
     };
-    db::insert(&mut tx, &ctx.tenant_id, &entitlement)
+    db::insert(conn, &ctx.tenant_id, &entitlement)
         .await
         .map_err(on_duplicate(
             "activation_code_taken",
             "activation code collision; retry",
         ))?;
-    let view = entitlement.view(ctx.now);
-    let mut summary = super::snapshot(&view);
+    let mut summary = super::snapshot(&entitlement.view(ctx.now));
     if let Some(object) = summary.as_object_mut() {
         // The event log is read by support staff; it need not repeat the credential.
         object.remove("activation_code");
     }
     record(
-        &mut tx,
+        conn,
         ctx,
         "entitlement.created",
         "entitlement",
@@ -172,14 +201,35 @@ pub async fn create(
         summary,
     )
     .await?;
-    if let Some(recipient) = &input.send_credentials_to {
-        super::mail::queue_credentials(&mut tx, ctx, mail, std::slice::from_ref(&entitlement), recipient).await?;
+    Ok(entitlement)
+}
+
+/// Moves an entitlement to `offering` (same product) and `quantity`, keeping its overrides and
+/// a licence period that still makes sense.
+pub(crate) async fn switch_offering(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    e: &mut Entitlement,
+    offering: Offering,
+    quantity: i64,
+) -> ServiceResult<()> {
+    if offering.product_id != e.product_id {
+        return Err(RuleViolation::new(
+            "different_product",
+            "an entitlement can only change to an offering of the same product",
+        )
+        .into());
     }
-    tx.commit().await?;
-    if input.send_credentials_to.is_some() {
-        store.mail_queued();
+    e.quantity = quantity;
+    let parts = TemplateParts::load(conn, &ctx.tenant_id, offering).await?;
+    parts.apply_to(e)?;
+    let (starts_at, base_expires_at) = period_after_plan_change(&e.plan, e.starts_at, e.base_expires_at, ctx.now);
+    e.starts_at = starts_at;
+    e.base_expires_at = base_expires_at;
+    if !e.overrides.contains(field::EXPIRES_AT) {
+        e.expires_at = base_expires_at;
     }
-    Ok(view)
+    Ok(())
 }
 
 pub async fn get(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<EntitlementView> {
@@ -469,26 +519,10 @@ pub async fn change_offering(
     if let Some(quantity) = input.quantity {
         check_quantity(quantity)?;
     }
-    let now = ctx.now;
     modify(store, ctx, id, "entitlement.offering_changed", async |conn, e| {
         let offering = offering_by_sku(conn, ctx, &input.sku).await?;
-        if offering.product_id != e.product_id {
-            return Err(RuleViolation::new(
-                "different_product",
-                "an entitlement can only change to an offering of the same product",
-            )
-            .into());
-        }
-        e.quantity = input.quantity.unwrap_or(e.quantity);
-        let parts = TemplateParts::load(conn, &ctx.tenant_id, offering).await?;
-        parts.apply_to(e)?;
-        let (starts_at, base_expires_at) = period_after_plan_change(&e.plan, e.starts_at, e.base_expires_at, now);
-        e.starts_at = starts_at;
-        e.base_expires_at = base_expires_at;
-        if !e.overrides.contains(field::EXPIRES_AT) {
-            e.expires_at = base_expires_at;
-        }
-        Ok(())
+        let quantity = input.quantity.unwrap_or(e.quantity);
+        switch_offering(conn, ctx, e, offering, quantity).await
     })
     .await
 }

@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod catalogue;
+pub mod commerce;
 pub mod customers;
 pub mod entitlements;
 pub mod events;

@@ -16,6 +16,7 @@ struct Migration {
 const SCHEMA: &str = include_str!("../../migrations/common/0001_schema.sql");
 const LICENSING: &str = include_str!("../../migrations/common/0003_licensing.sql");
 const MAIL: &str = include_str!("../../migrations/common/0004_mail.sql");
+const COMMERCE: &str = include_str!("../../migrations/common/0005_commerce.sql");
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -41,6 +42,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "mail",
         sqlite: MAIL,
         postgres: MAIL,
+    },
+    Migration {
+        version: 5,
+        name: "commerce",
+        sqlite: COMMERCE,
+        postgres: COMMERCE,
     },
 ];
 

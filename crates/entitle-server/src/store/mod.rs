@@ -7,6 +7,7 @@ mod rows;
 
 pub mod api_keys;
 pub mod catalogue;
+pub mod commerce;
 pub mod customers;
 pub mod entitlements;
 pub mod events;

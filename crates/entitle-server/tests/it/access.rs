@@ -110,6 +110,21 @@ backend_test! {
                 "seat_id": "b-machine", "nonce": "nonce-0123456789"})))
             .await;
         assert_eq!(activated.status, StatusCode::OK, "{}", activated.body);
+        let b_connection = app
+            .create(&b.key, "/api/v1/storefront-connections", json!({"provider": "generic", "name": "B shop", "secrets": ["b-secret-123"]}))
+            .await;
+        let b_mapping = app
+            .create(&b.key, "/api/v1/storefront-mappings", json!({"connection_id": b_connection["id"], "provider_ref": "price_b", "sku": "PRO-M"}))
+            .await;
+        let unsigned = app
+            .client
+            .post(format!("{}/commerce/v1/{}", app.base, b_connection["id"].as_str().unwrap()))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
+        let b_delivery = app.fetch(&b.key, "/api/v1/storefront-deliveries").await["data"][0]["id"].clone();
         let ids: BTreeMap<&str, String> = [
             ("products", cb.product_id.clone()),
             ("features", cb.feature_ids[0].clone()),
@@ -122,6 +137,9 @@ backend_test! {
             ("entitlements", eb["id"].as_str().unwrap().to_owned()),
             ("api-keys", b_key["id"].as_str().unwrap().to_owned()),
             ("activations", activated.body["activation_id"].as_str().unwrap().to_owned()),
+            ("storefront-connections", b_connection["id"].as_str().unwrap().to_owned()),
+            ("storefront-mappings", b_mapping["id"].as_str().unwrap().to_owned()),
+            ("storefront-deliveries", b_delivery.as_str().unwrap().to_owned()),
         ]
         .into();
 
@@ -129,7 +147,7 @@ backend_test! {
         let paths = doc["paths"].as_object().unwrap();
         let mut before = BTreeMap::new();
         for (collection, id) in &ids {
-            if *collection != "api-keys" {
+            if !["api-keys", "storefront-mappings"].contains(collection) {
                 let path = format!("/api/v1/{collection}/{id}");
                 before.insert(path.clone(), app.fetch(&b.key, &path).await);
             }

@@ -7,6 +7,7 @@ mod access;
 mod bad_input;
 mod catalogue;
 mod cli;
+mod commerce;
 mod entitlements;
 mod events;
 mod licensing;

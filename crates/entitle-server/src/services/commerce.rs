@@ -1,0 +1,820 @@
+//! The order lifecycle, the same for every storefront: a verified delivery's events are merged
+//! into their order's state (order-independent, see `commerce::event`), then the order's
+//! entitlements are brought in line with that state. A delivery is acknowledged only after its
+//! effects are committed; a repeated event changes nothing.
+
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use sqlx::AnyConnection;
+use utoipa::ToSchema;
+
+use super::mail::MailSettings;
+use super::{found, on_duplicate, record, snapshot, Actor, ActorKind, Ctx, Page, Paging, ServiceError, ServiceResult};
+use crate::commerce::event::{CommerceEvent, OrderState};
+use crate::commerce::signature::Rejection;
+use crate::commerce::{Provider, Verification};
+use crate::domain::{ids, Email, EndUser, EndUserRole, Name, RuleViolation, Sku};
+use crate::store::commerce::{self as db, Connection, Delivery, Mapping};
+use crate::store::{catalogue as catalogue_db, customers as customers_db, entitlements as entitlements_db};
+use crate::store::{Store, StoreError};
+
+// ---- connections and mappings (management) ----
+
+/// A storefront connection as shown: its secrets never leave the server.
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
+pub struct ConnectionView {
+    pub id: String,
+    pub provider: Provider,
+    pub name: String,
+    /// Paste this into the provider's webhook settings.
+    pub webhook_url: String,
+    /// How many signing secrets are active (several during a rotation).
+    pub secret_count: usize,
+    pub tolerance_seconds: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn view(c: &Connection, settings: &MailSettings) -> ConnectionView {
+    ConnectionView {
+        id: c.id.clone(),
+        provider: Provider::parse(&c.provider).unwrap_or(Provider::Generic),
+        name: c.name.clone(),
+        webhook_url: format!("{}/commerce/v1/{}", settings.public_url, c.id),
+        secret_count: c.secrets.len(),
+        tolerance_seconds: c.tolerance_seconds,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConnection {
+    pub provider: Provider,
+    pub name: Name,
+    /// The provider's webhook signing secret(s). Several are accepted during a rotation.
+    pub secrets: Vec<String>,
+    /// Overrides the provider's timestamp tolerance, in seconds (Stripe 300, Paddle 5).
+    pub tolerance_seconds: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionPatch {
+    pub name: Option<Name>,
+    /// Replaces the secrets (to rotate: send the old and the new, later only the new).
+    pub secrets: Option<Vec<String>>,
+    pub tolerance_seconds: Option<i64>,
+}
+
+fn check_secrets(secrets: &[String]) -> Result<(), RuleViolation> {
+    if secrets.is_empty() || secrets.len() > 5 || secrets.iter().any(|s| s.len() < 6 || s.len() > 512) {
+        return Err(RuleViolation::new(
+            "invalid_secrets",
+            "give 1 to 5 signing secrets of 6 to 512 characters",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn create_connection(
+    store: &Store,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    input: NewConnection,
+) -> ServiceResult<ConnectionView> {
+    check_secrets(&input.secrets)?;
+    let connection = Connection {
+        id: ids::new_id("sfc"),
+        tenant_id: ctx.tenant_id.clone(),
+        provider: input.provider.as_str().to_owned(),
+        name: input.name.to_string(),
+        secrets: input.secrets,
+        tolerance_seconds: input.tolerance_seconds,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+    };
+    let mut tx = store.begin().await?;
+    db::insert_connection(&mut tx, &connection).await?;
+    let shown = view(&connection, settings);
+    record(
+        &mut tx,
+        ctx,
+        "storefront_connection.created",
+        "storefront_connection",
+        &connection.id,
+        snapshot(&shown),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(shown)
+}
+
+pub async fn get_connection(
+    store: &Store,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    id: &str,
+) -> ServiceResult<ConnectionView> {
+    let connection = found(
+        db::get_connection(&mut *store.read().await?, &ctx.tenant_id, id).await?,
+        "storefront connection",
+    )?;
+    Ok(view(&connection, settings))
+}
+
+pub async fn list_connections(
+    store: &Store,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    paging: &Paging,
+) -> ServiceResult<Page<ConnectionView>> {
+    paging.check()?;
+    let items = db::list_connections(
+        &mut *store.read().await?,
+        &ctx.tenant_id,
+        paging.after(),
+        paging.fetch_limit(),
+    )
+    .await?;
+    let views = items.iter().map(|c| view(c, settings)).collect();
+    Ok(paging.page(views, |v: &ConnectionView| &v.id))
+}
+
+pub async fn update_connection(
+    store: &Store,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    id: &str,
+    patch: ConnectionPatch,
+) -> ServiceResult<ConnectionView> {
+    if let Some(secrets) = &patch.secrets {
+        check_secrets(secrets)?;
+    }
+    let mut tx = store.begin().await?;
+    let mut connection = found(
+        db::get_connection(&mut tx, &ctx.tenant_id, id).await?,
+        "storefront connection",
+    )?;
+    let before = view(&connection, settings);
+    connection.name = patch.name.map(|n| n.to_string()).unwrap_or(connection.name);
+    let rotated = patch.secrets.is_some();
+    connection.secrets = patch.secrets.unwrap_or(connection.secrets);
+    connection.tolerance_seconds = patch.tolerance_seconds.or(connection.tolerance_seconds);
+    connection.updated_at = ctx.now;
+    db::update_connection(&mut tx, &connection).await?;
+    let after = view(&connection, settings);
+    let mut summary = super::changes(&before, &after);
+    if rotated {
+        summary["secrets"] = serde_json::json!("replaced");
+    }
+    record(
+        &mut tx,
+        ctx,
+        "storefront_connection.updated",
+        "storefront_connection",
+        id,
+        summary,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMapping {
+    pub connection_id: String,
+    /// The provider's price / variant / product / plan id.
+    pub provider_ref: String,
+    pub sku: Sku,
+    pub trial_sku: Option<Sku>,
+    /// `seats` (default): quantity multiplies the offering's seats; `single`: always one unit.
+    pub quantity_mode: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MappingQuery {
+    pub connection_id: Option<String>,
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+}
+
+pub async fn create_mapping(store: &Store, ctx: &Ctx, input: NewMapping) -> ServiceResult<Mapping> {
+    let quantity_mode = input.quantity_mode.unwrap_or_else(|| "seats".into());
+    if !matches!(quantity_mode.as_str(), "seats" | "single") {
+        return Err(RuleViolation::new("invalid_quantity_mode", "quantity_mode is `seats` or `single`").into());
+    }
+    if input.provider_ref.is_empty() || input.provider_ref.len() > 200 {
+        return Err(RuleViolation::new("invalid_provider_ref", "provider_ref must have 1 to 200 characters").into());
+    }
+    let mut tx = store.begin().await?;
+    found(
+        db::get_connection(&mut tx, &ctx.tenant_id, &input.connection_id).await?,
+        "storefront connection",
+    )?;
+    for sku in std::iter::once(&input.sku).chain(input.trial_sku.as_ref()) {
+        if catalogue_db::find_offering_by_sku(&mut tx, &ctx.tenant_id, sku)
+            .await?
+            .is_none()
+        {
+            return Err(RuleViolation::new("unknown_sku", format!("no offering has the SKU {sku}")).into());
+        }
+    }
+    let mapping = Mapping {
+        id: ids::new_id("map"),
+        connection_id: input.connection_id,
+        provider_ref: input.provider_ref,
+        sku: input.sku.to_string(),
+        trial_sku: input.trial_sku.map(|s| s.to_string()),
+        quantity_mode,
+        created_at: ctx.now,
+    };
+    db::insert_mapping(&mut tx, &ctx.tenant_id, &mapping)
+        .await
+        .map_err(on_duplicate(
+            "mapping_exists",
+            "this provider reference is mapped already",
+        ))?;
+    record(
+        &mut tx,
+        ctx,
+        "storefront_mapping.created",
+        "storefront_mapping",
+        &mapping.id,
+        snapshot(&mapping),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(mapping)
+}
+
+pub async fn list_mappings(store: &Store, ctx: &Ctx, query: &MappingQuery) -> ServiceResult<Page<Mapping>> {
+    let paging = Paging {
+        limit: query.limit,
+        after: query.after.clone(),
+    };
+    paging.check()?;
+    let items = db::list_mappings(
+        &mut *store.read().await?,
+        &ctx.tenant_id,
+        query.connection_id.as_deref(),
+        paging.after(),
+        paging.fetch_limit(),
+    )
+    .await?;
+    Ok(paging.page(items, |m| &m.id))
+}
+
+pub async fn delete_mapping(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Mapping> {
+    let mut tx = store.begin().await?;
+    let mapping = found(
+        db::get_mapping(&mut tx, &ctx.tenant_id, id).await?,
+        "storefront mapping",
+    )?;
+    db::delete_mapping(&mut tx, &ctx.tenant_id, id).await?;
+    record(
+        &mut tx,
+        ctx,
+        "storefront_mapping.deleted",
+        "storefront_mapping",
+        id,
+        snapshot(&mapping),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(mapping)
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    pub connection_id: Option<String>,
+    /// `applied`, `duplicate`, `ignored`, `unmapped`, `incomplete`, `unmatched`, `unreadable`, `rejected`.
+    pub outcome: Option<String>,
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+}
+
+pub async fn list_deliveries(store: &Store, ctx: &Ctx, query: &DeliveryQuery) -> ServiceResult<Page<Delivery>> {
+    let paging = Paging {
+        limit: query.limit,
+        after: query.after.clone(),
+    };
+    paging.check()?;
+    let items = db::list_deliveries(
+        &mut *store.read().await?,
+        &ctx.tenant_id,
+        query.connection_id.as_deref(),
+        query.outcome.as_deref(),
+        paging.after(),
+        paging.fetch_limit(),
+    )
+    .await?;
+    Ok(paging.page(items, |d| &d.id))
+}
+
+pub async fn get_delivery(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Delivery> {
+    found(
+        db::get_delivery(&mut *store.read().await?, &ctx.tenant_id, id).await?,
+        "storefront delivery",
+    )
+}
+
+// ---- receiving deliveries ----
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("unknown storefront connection")]
+    UnknownConnection,
+    #[error("{0}")]
+    Rejected(Rejection),
+    #[error("{0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Internal(#[from] ServiceError),
+}
+
+impl From<StoreError> for DeliveryError {
+    fn from(error: StoreError) -> Self {
+        DeliveryError::Internal(error.into())
+    }
+}
+
+impl From<sqlx::Error> for DeliveryError {
+    fn from(error: sqlx::Error) -> Self {
+        DeliveryError::Internal(error.into())
+    }
+}
+
+/// The outcome of each event of a delivery.
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
+pub struct Receipt {
+    pub deliveries: Vec<Delivery>,
+}
+
+fn kept_headers(provider: Provider, headers: &HeaderMap) -> serde_json::Value {
+    let mut kept = serde_json::Map::new();
+    for name in provider.kept_headers() {
+        if let Some(value) = headers.get(*name).and_then(|v| v.to_str().ok()) {
+            kept.insert((*name).to_owned(), serde_json::Value::String(value.to_owned()));
+        }
+    }
+    serde_json::Value::Object(kept)
+}
+
+fn delivery_record(connection: &Connection, headers: serde_json::Value, body: &[u8], now: DateTime<Utc>) -> Delivery {
+    Delivery {
+        id: ids::new_id("dlv"),
+        tenant_id: connection.tenant_id.clone(),
+        connection_id: connection.id.clone(),
+        event_id: None,
+        event_type: None,
+        order_ref: None,
+        received_at: now,
+        outcome: String::new(),
+        detail: None,
+        headers,
+        body: String::from_utf8_lossy(body).into_owned(),
+        objects: Vec::new(),
+    }
+}
+
+async fn store_delivery(store: &Store, delivery: &Delivery) -> Result<(), DeliveryError> {
+    let mut conn = store.write_conn().await?;
+    db::insert_delivery(&mut conn, delivery).await?;
+    Ok(())
+}
+
+/// `POST /commerce/v1/{connection}`: verify, then apply every event of the delivery.
+pub async fn receive(
+    store: &Store,
+    settings: &MailSettings,
+    connection_id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Receipt, DeliveryError> {
+    let connection = db::connection_by_id(&mut *store.read().await?, connection_id)
+        .await?
+        .ok_or(DeliveryError::UnknownConnection)?;
+    let provider = Provider::parse(&connection.provider).ok_or(DeliveryError::UnknownConnection)?;
+    let verification = Verification {
+        headers,
+        body,
+        secrets: &connection.secrets,
+        now,
+        tolerance: connection.tolerance_seconds,
+    };
+    let kept = kept_headers(provider, headers);
+    if let Err(rejection) = provider.verify(&verification) {
+        let mut record = delivery_record(&connection, kept, body, now);
+        record.outcome = "rejected".into();
+        record.detail = Some(rejection.to_string());
+        store_delivery(store, &record).await?;
+        return Err(DeliveryError::Rejected(rejection));
+    }
+    let events = match provider.parse_delivery(headers, body) {
+        Ok(events) => events,
+        Err(error) => {
+            let mut record = delivery_record(&connection, kept, body, now);
+            record.outcome = "unreadable".into();
+            record.detail = Some(error.to_string());
+            store_delivery(store, &record).await?;
+            return Err(DeliveryError::Unreadable(error.to_string()));
+        }
+    };
+    let mut deliveries = Vec::with_capacity(events.len());
+    for event in events {
+        let record = delivery_record(&connection, kept.clone(), body, now);
+        deliveries.push(apply(store, settings, &connection, event, record, now).await?);
+    }
+    Ok(Receipt { deliveries })
+}
+
+/// Re-applies a stored delivery (after a mapping was fixed, say). The signature was checked when it
+/// arrived; an event already applied changes nothing.
+pub async fn replay(store: &Store, ctx: &Ctx, settings: &MailSettings, id: &str) -> ServiceResult<Receipt> {
+    let stored = get_delivery(store, ctx, id).await?;
+    if stored.outcome == "rejected" {
+        return Err(
+            RuleViolation::new("not_replayable", "a delivery whose signature failed cannot be replayed").into(),
+        );
+    }
+    let connection = found(
+        db::get_connection(&mut *store.read().await?, &ctx.tenant_id, &stored.connection_id).await?,
+        "storefront connection",
+    )?;
+    let provider = Provider::parse(&connection.provider).ok_or(ServiceError::NotFound("storefront connection"))?;
+    let headers = headers_of(&stored);
+    let events = provider
+        .parse_delivery(&headers, stored.body.as_bytes())
+        .map_err(|e| RuleViolation::new("unreadable", e.to_string()))?;
+    let mut deliveries = Vec::new();
+    for event in events {
+        let mut record = delivery_record(&connection, stored.headers.clone(), stored.body.as_bytes(), ctx.now);
+        record.detail = Some(format!("replay of {}", stored.id));
+        let applied = apply(store, settings, &connection, event, record, ctx.now)
+            .await
+            .map_err(|e| match e {
+                DeliveryError::Internal(error) => error,
+                other => ServiceError::Store(StoreError::Other(anyhow::anyhow!("{other}"))),
+            })?;
+        deliveries.push(applied);
+    }
+    Ok(Receipt { deliveries })
+}
+
+/// Why an order's entitlements could not be brought in line (the delivery is kept for replay).
+enum Unapplied {
+    Unmapped(String),
+    Incomplete(String),
+}
+
+async fn apply(
+    store: &Store,
+    settings: &MailSettings,
+    connection: &Connection,
+    event: CommerceEvent,
+    mut record: Delivery,
+    now: DateTime<Utc>,
+) -> Result<Delivery, DeliveryError> {
+    record.event_id = Some(event.event_id.clone());
+    record.event_type = Some(event.event_type.clone());
+    let ctx = Ctx {
+        tenant_id: connection.tenant_id.clone(),
+        actor: Actor {
+            kind: ActorKind::Storefront,
+            id: Some(connection.id.clone()),
+            ip: None,
+        },
+        now,
+    };
+    // 1. Dedupe and merge the event into its order.
+    let mut tx = store.begin().await?;
+    db::lock_connection(&mut tx, store.backend(), &connection.id).await?;
+    let mut order_ref = event.order_ref.clone();
+    if order_ref.is_none() {
+        for alias in &event.aliases {
+            if let Some(found_ref) = db::order_of_alias(&mut tx, &connection.id, alias).await? {
+                order_ref = Some(found_ref);
+                break;
+            }
+        }
+    }
+    let Some(order_ref) = order_ref else {
+        let waiting = event.change != crate::commerce::event::Change::Ignored;
+        record.outcome = if waiting { "unmatched" } else { "ignored" }.into();
+        record.detail = Some("the event names no order seen yet; it applies when one of its ids is seen".into());
+        if waiting {
+            for alias in &event.aliases {
+                db::add_pending(&mut tx, &connection.id, alias, &record.id, &event.event_id).await?;
+            }
+        }
+        db::insert_delivery(&mut tx, &record).await?;
+        tx.commit().await?;
+        return Ok(record);
+    };
+    record.order_ref = Some(order_ref.clone());
+    let (fresh, state) = merge_into_order(&mut tx, store, connection, &order_ref, &event, now).await?;
+    // 2. Bring the order's entitlements in line with its state. Idempotent (a duplicate, or a retry
+    // after a crash, converges to the same result) and in a savepoint: if the state cannot be
+    // applied yet (an unmapped price, no email), the merged state is kept and nothing half-made is.
+    let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+    match materialize(&mut savepoint, &ctx, settings, connection, &order_ref, &state).await? {
+        Ok((objects, changed)) => {
+            savepoint.commit().await?;
+            let ignored = event.change == crate::commerce::event::Change::Ignored;
+            record.outcome = match (changed, fresh) {
+                (true, _) => "applied",
+                (false, false) => "duplicate",
+                (false, true) if ignored => "ignored",
+                (false, true) => "applied",
+            }
+            .into();
+            record.objects = objects;
+        }
+        Err(unapplied) => {
+            savepoint.rollback().await?;
+            let (outcome, detail) = match unapplied {
+                Unapplied::Unmapped(detail) => ("unmapped", detail),
+                Unapplied::Incomplete(detail) => ("incomplete", detail),
+            };
+            record.outcome = outcome.into();
+            record.detail = Some(detail);
+        }
+    }
+    db::insert_delivery(&mut tx, &record).await?;
+    tx.commit().await?;
+    store.mail_queued();
+    Ok(record)
+}
+
+/// Marks the event seen and, the first time, merges it (and events that waited for its ids) into
+/// the order's state. Answers whether it was new, and the state.
+async fn merge_into_order(
+    conn: &mut AnyConnection,
+    store: &Store,
+    connection: &Connection,
+    order_ref: &str,
+    event: &CommerceEvent,
+    now: DateTime<Utc>,
+) -> Result<(bool, OrderState), DeliveryError> {
+    let fresh = db::mark_seen(conn, &connection.id, &event.event_id).await?;
+    let text = db::lock_order(
+        conn,
+        store.backend(),
+        &connection.tenant_id,
+        &connection.id,
+        order_ref,
+        now,
+    )
+    .await?;
+    let mut state: OrderState = serde_json::from_str(&text).unwrap_or_default();
+    if fresh {
+        state.merge(event);
+        for alias in &event.aliases {
+            db::add_alias(conn, &connection.id, alias, order_ref).await?;
+            merge_pending(conn, connection, alias, &mut state).await?;
+        }
+        let text = serde_json::to_string(&state).map_err(|e| StoreError::Other(e.into()))?;
+        db::save_order(conn, &connection.id, order_ref, &text, now).await?;
+    }
+    Ok((fresh, state))
+}
+
+/// The kept headers of a stored delivery, to read it again.
+fn headers_of(stored: &Delivery) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in stored.headers.as_object().into_iter().flatten() {
+        if let (Ok(name), Some(Ok(value))) = (
+            axum::http::HeaderName::from_bytes(name.as_bytes()),
+            value.as_str().map(axum::http::HeaderValue::from_str),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    headers
+}
+
+/// Merges the events that were waiting for `alias` (a refund that came before its purchase).
+async fn merge_pending(
+    conn: &mut AnyConnection,
+    connection: &Connection,
+    alias: &str,
+    state: &mut OrderState,
+) -> Result<(), DeliveryError> {
+    let provider = Provider::parse(&connection.provider).ok_or(DeliveryError::UnknownConnection)?;
+    for (delivery_id, event_id) in db::take_pending(conn, &connection.id, alias).await? {
+        let Some(stored) = db::delivery_of_connection(conn, &connection.id, &delivery_id).await? else {
+            continue;
+        };
+        let headers = headers_of(&stored);
+        let Ok(events) = provider.parse_delivery(&headers, stored.body.as_bytes()) else {
+            continue;
+        };
+        for event in events.iter().filter(|e| e.event_id == event_id) {
+            if db::mark_seen(conn, &connection.id, &event.event_id).await? {
+                state.merge(event);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The offering and quantity an order item stands for.
+async fn resolve_item(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    connection: &Connection,
+    item: &crate::commerce::event::Item,
+    trial: bool,
+) -> ServiceResult<Result<(crate::domain::Offering, i64), Unapplied>> {
+    let (sku, quantity) = if let Some(sku) = &item.sku {
+        (sku.clone(), item.quantity)
+    } else {
+        let Some(reference) = &item.provider_ref else {
+            return Ok(Err(Unapplied::Incomplete(
+                "an item names neither a SKU nor a provider reference".into(),
+            )));
+        };
+        let Some(mapping) = db::find_mapping(conn, &connection.id, reference).await? else {
+            return Ok(Err(Unapplied::Unmapped(format!(
+                "no mapping for {reference}: map it to an offering SKU, then replay"
+            ))));
+        };
+        let sku = if trial {
+            mapping.trial_sku.unwrap_or(mapping.sku)
+        } else {
+            mapping.sku
+        };
+        let quantity = if mapping.quantity_mode == "single" {
+            1
+        } else {
+            item.quantity
+        };
+        (sku, quantity)
+    };
+    let Ok(sku) = Sku::parse(sku.as_str()) else {
+        return Ok(Err(Unapplied::Unmapped(format!("{sku:?} is not a SKU"))));
+    };
+    match catalogue_db::find_offering_by_sku(conn, &ctx.tenant_id, &sku).await? {
+        Some(offering) => Ok(Ok((offering, quantity.clamp(1, 1_000_000)))),
+        None => Ok(Err(Unapplied::Unmapped(format!("no offering has the SKU {sku}")))),
+    }
+}
+
+async fn materialize(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    connection: &Connection,
+    order_ref: &str,
+    state: &OrderState,
+) -> ServiceResult<Result<(Vec<String>, bool), Unapplied>> {
+    if !state.purchased {
+        return Ok(Ok((Vec::new(), false)));
+    }
+    if state.items.is_empty() {
+        return Ok(Err(Unapplied::Incomplete(
+            "the order's items are not known yet (pass the SKU in checkout metadata, or wait for the subscription event)".into(),
+        )));
+    }
+    let mut resolved = Vec::new();
+    for item in &state.items {
+        match resolve_item(conn, ctx, connection, item, state.trial).await? {
+            Ok(pair) => resolved.push(pair),
+            Err(unapplied) => return Ok(Err(unapplied)),
+        }
+    }
+    let mut objects = Vec::new();
+    let mut created = Vec::new();
+    let mut changed = false;
+    for (offering, quantity) in resolved {
+        let existing = entitlements_db::of_order(conn, &ctx.tenant_id, order_ref, &offering.product_id).await?;
+        let mut entitlement = match existing {
+            Some(e) => e,
+            None => {
+                let Some(email) = state.customer.email.as_deref().and_then(|e| Email::parse(e).ok()) else {
+                    return Ok(Err(Unapplied::Incomplete("the order has no customer email yet".into())));
+                };
+                let customer_id = upsert_customer(conn, ctx, &email, state).await?;
+                let e = super::entitlements::insert_new(
+                    conn,
+                    ctx,
+                    &customer_id,
+                    offering.clone(),
+                    quantity,
+                    Some(order_ref.to_owned()),
+                )
+                .await?;
+                created.push((e.clone(), email));
+                e
+            }
+        };
+        let before = entitlement.view(ctx.now);
+        if entitlement.offering_id != offering.id || entitlement.quantity != quantity {
+            super::entitlements::switch_offering(conn, ctx, &mut entitlement, offering, quantity).await?;
+        }
+        let fallback = entitlement.base_expires_at;
+        // Stored times have millisecond precision: compare like with like.
+        let expiry = state
+            .expiry(if state.period_end.is_some() { None } else { fallback })
+            .and_then(|at| DateTime::from_timestamp_millis(at.timestamp_millis()));
+        if entitlement.plan.license_type == crate::domain::LicenseType::Subscription || state.period_end.is_some() {
+            entitlement.base_expires_at = expiry;
+            if !entitlement.overrides.contains(crate::domain::field::EXPIRES_AT) {
+                entitlement.expires_at = expiry;
+            }
+            if entitlement.starts_at.is_none() {
+                entitlement.starts_at = Some(ctx.now);
+            }
+        }
+        if state.refunded && entitlement.disabled_at.is_none() {
+            entitlement.disabled_at = Some(ctx.now);
+        }
+        let diff = super::changes(&before, &entitlement.view(ctx.now));
+        if diff.as_object().is_some_and(|d| !d.is_empty()) {
+            entitlement.updated_at = ctx.now;
+            entitlements_db::update(conn, &ctx.tenant_id, &entitlement).await?;
+            record(conn, ctx, "entitlement.updated", "entitlement", &entitlement.id, diff).await?;
+            changed = true;
+        }
+        objects.push(entitlement.id.clone());
+    }
+    changed |= !created.is_empty();
+    for (entitlement, email) in created {
+        let fresh = found(
+            entitlements_db::get(conn, &ctx.tenant_id, &entitlement.id).await?,
+            "entitlement",
+        )?;
+        let mail = super::mail::queue_credentials(conn, ctx, settings, std::slice::from_ref(&fresh), &email).await?;
+        objects.push(mail.id);
+    }
+    Ok(Ok((objects, changed)))
+}
+
+/// The buyer as a customer (found by email) with an admin end user.
+async fn upsert_customer(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    email: &Email,
+    state: &OrderState,
+) -> ServiceResult<String> {
+    if let Some(user) = customers_db::find_end_user_by_email(conn, &ctx.tenant_id, email).await? {
+        return Ok(user.customer_id);
+    }
+    let filter = customers_db::CustomerFilter {
+        email: Some(email.as_str()),
+        external_ref: None,
+        after: "",
+        limit: 1,
+    };
+    let customer_id = match customers_db::list_customers(conn, &ctx.tenant_id, &filter)
+        .await?
+        .into_iter()
+        .next()
+    {
+        Some(customer) => customer.id,
+        None => {
+            let name = match state.customer.name.as_deref().and_then(|n| Name::parse(n).ok()) {
+                Some(name) => name,
+                None => Name::parse(email.as_str()).or_else(|_| Name::parse("Customer"))?,
+            };
+            let customer = crate::domain::Customer {
+                id: ids::new_id("cus"),
+                name,
+                email: Some(email.clone()),
+                external_ref: None,
+                created_at: ctx.now,
+                updated_at: ctx.now,
+            };
+            customers_db::insert_customer(conn, &ctx.tenant_id, &customer).await?;
+            record(
+                conn,
+                ctx,
+                "customer.created",
+                "customer",
+                &customer.id,
+                snapshot(&customer),
+            )
+            .await?;
+            customer.id
+        }
+    };
+    let user = EndUser {
+        id: ids::new_id("usr"),
+        customer_id: customer_id.clone(),
+        email: email.clone(),
+        name: state.customer.name.as_deref().and_then(|n| Name::parse(n).ok()),
+        role: EndUserRole::Admin,
+        created_at: ctx.now,
+        updated_at: ctx.now,
+    };
+    customers_db::insert_end_user(conn, &ctx.tenant_id, &user).await?;
+    record(conn, ctx, "end_user.created", "end_user", &user.id, snapshot(&user)).await?;
+    Ok(customer_id)
+}

@@ -1,0 +1,406 @@
+//! Storefront deliveries become entitlements: signatures, the lifecycle, duplicates, shuffled and
+//! concurrent histories, unmapped items and their replay.
+
+use chrono::{DateTime, Duration, Utc};
+use entitle_server::commerce::signature::sign_hex;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{backend_test, join_all, seed_catalogue, TestApp};
+
+const SECRET: &str = "whsec_c2VjcmV0LWZvci10ZXN0cy0xMjM0NTY=";
+
+async fn connection(app: &TestApp, key: &str, provider: &str) -> String {
+    let c = app
+        .create(
+            key,
+            "/api/v1/storefront-connections",
+            json!({"provider": provider, "name": format!("{provider} shop"), "secrets": ["old-secret-123", SECRET]}),
+        )
+        .await;
+    assert!(c["webhook_url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/commerce/v1/{}", c["id"].as_str().unwrap())));
+    assert!(c.get("secrets").is_none(), "secrets are never shown");
+    c["id"].as_str().unwrap().to_owned()
+}
+
+/// Signs and posts a delivery the way `provider` would.
+async fn deliver(app: &TestApp, connection: &str, provider: &str, id: &str, body: &Value) -> (StatusCode, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let now = Utc::now().timestamp();
+    let mut request = app
+        .client
+        .post(format!("{}/commerce/v1/{connection}", app.base))
+        .body(bytes.clone());
+    request = match provider {
+        "stripe" => request.header(
+            "stripe-signature",
+            format!(
+                "t={now},v1={}",
+                sign_hex(SECRET.as_bytes(), &[now.to_string().as_bytes(), b".", &bytes])
+            ),
+        ),
+        "paddle" => request.header(
+            "paddle-signature",
+            format!(
+                "ts={now};h1={}",
+                sign_hex(SECRET.as_bytes(), &[now.to_string().as_bytes(), b":", &bytes])
+            ),
+        ),
+        _ => request
+            .header("webhook-id", id)
+            .header("webhook-timestamp", now.to_string())
+            .header(
+                "webhook-signature",
+                entitle_server::commerce::generic::sign(SECRET, id, now, &bytes),
+            ),
+    };
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339()
+}
+
+fn generic(
+    kind: &str,
+    order: &str,
+    at: DateTime<Utc>,
+    sku: Option<(&str, i64)>,
+    period_end: Option<DateTime<Utc>>,
+    email: Option<&str>,
+) -> Value {
+    let mut body = json!({"type": kind, "occurred_at": ts(at), "order_ref": order});
+    if let Some((sku, quantity)) = sku {
+        body["items"] = json!([{"sku": sku, "quantity": quantity}]);
+    }
+    if let Some(end) = period_end {
+        body["period_end"] = json!(ts(end));
+    }
+    if let Some(email) = email {
+        body["customer"] = json!({"email": email, "name": "Grace Hopper"});
+    }
+    body
+}
+
+async fn order_entitlement(app: &TestApp, key: &str, order: &str) -> Option<Value> {
+    let list = app.fetch(key, &format!("/api/v1/entitlements?order_ref={order}")).await;
+    list["data"].as_array().unwrap().first().cloned()
+}
+
+/// The parts of an entitlement a storefront history decides.
+fn outcome(e: &Value) -> Value {
+    json!({"sku": e["sku"], "quantity": e["quantity"], "seat_count": e["seat_count"], "expires_at": e["expires_at"],
+           "disabled": !e["disabled_at"].is_null(), "status": e["status"]})
+}
+
+backend_test! {
+    async fn a_purchase_creates_customer_entitlement_and_mail_once(app) {
+        let t = app.tenant("Acme").await;
+        seed_catalogue(app, &t.key).await;
+        let conn = connection(app, &t.key, "generic").await;
+        let now = Utc::now();
+        let body = generic("purchase", "order-1", now, Some(("PRO-M", 2)), Some(now + Duration::days(30)), Some("Grace@Navy.example"));
+        let (status, receipt) = deliver(app, &conn, "generic", "msg-1", &body).await;
+        assert_eq!(status, StatusCode::OK, "{receipt}");
+        assert_eq!(receipt["deliveries"][0]["outcome"], "applied");
+        let e = order_entitlement(app, &t.key, "order-1").await.expect("an entitlement");
+        assert_eq!((e["sku"].clone(), e["seat_count"].clone()), (json!("PRO-M"), json!(10)));
+        assert_eq!(crate::helpers::time(&e["expires_at"]).timestamp(), (now + Duration::days(30)).timestamp());
+        let customer = app.fetch(&t.key, &format!("/api/v1/customers/{}", e["customer_id"].as_str().unwrap())).await;
+        assert_eq!(customer["email"], "grace@navy.example");
+        assert_eq!(customer["name"], "Grace Hopper");
+        let users = app.fetch(&t.key, &format!("/api/v1/end-users?customer_id={}", e["customer_id"].as_str().unwrap())).await;
+        assert_eq!(users["data"][0]["role"], "admin");
+        let mails = app.fetch(&t.key, "/api/v1/mails").await;
+        assert_eq!(mails["data"].as_array().unwrap().len(), 1, "credentials queued with the entitlement");
+        assert_eq!(mails["data"][0]["recipient"], "grace@navy.example");
+
+        let events_before = app.fetch(&t.key, "/api/v1/events?limit=200").await["data"].as_array().unwrap().len();
+        let (again, receipt) = deliver(app, &conn, "generic", "msg-1", &body).await;
+        assert_eq!(again, StatusCode::OK);
+        assert_eq!(receipt["deliveries"][0]["outcome"], "duplicate");
+        assert_eq!(app.fetch(&t.key, "/api/v1/entitlements").await["data"].as_array().unwrap().len(), 1);
+        assert_eq!(app.fetch(&t.key, "/api/v1/mails").await["data"].as_array().unwrap().len(), 1);
+        assert_eq!(app.fetch(&t.key, "/api/v1/events?limit=200").await["data"].as_array().unwrap().len(), events_before, "a duplicate changes nothing");
+        let deliveries = app.fetch(&t.key, &format!("/api/v1/storefront-deliveries?connection_id={conn}")).await;
+        let outcomes: Vec<_> = deliveries["data"].as_array().unwrap().iter().map(|d| d["outcome"].clone()).collect();
+        assert_eq!(outcomes, [json!("applied"), json!("duplicate")]);
+        assert!(deliveries["data"][0]["body"].as_str().unwrap().contains("order-1"), "the raw body is kept");
+        assert!(deliveries["data"][0]["objects"].as_array().unwrap().iter().any(|o| o == &e["id"]));
+    }
+}
+
+backend_test! {
+    async fn the_lifecycle_follows_the_order(app) {
+        let t = app.tenant("Acme").await;
+        seed_catalogue(app, &t.key).await;
+        let conn = connection(app, &t.key, "generic").await;
+        let start = Utc::now() - Duration::days(40);
+        let send = |n: u32, body: Value| {
+            let conn = conn.clone();
+            async move {
+                let (status, receipt) = deliver(app, &conn, "generic", &format!("life-{n}"), &body).await;
+                assert_eq!(status, StatusCode::OK, "{receipt}");
+            }
+        };
+        send(1, generic("purchase", "sub-9", start, Some(("PRO-M", 1)), Some(start + Duration::days(30)), Some("a@b.example"))).await;
+        send(2, generic("renewal", "sub-9", start + Duration::days(30), None, Some(start + Duration::days(60)), None)).await;
+        let e = order_entitlement(app, &t.key, "sub-9").await.unwrap();
+        assert_eq!(e["status"], "active");
+        assert_eq!(crate::helpers::time(&e["expires_at"]).timestamp(), (start + Duration::days(60)).timestamp(), "renewal extends");
+
+        send(3, generic("active", "sub-9", start + Duration::days(31), Some(("PRO-P", 3)), None, None)).await;
+        let e = order_entitlement(app, &t.key, "sub-9").await.unwrap();
+        assert_eq!((e["sku"].clone(), e["seat_count"].clone()), (json!("PRO-P"), json!(15)), "plan change: offering and seats follow");
+
+        send(4, generic("payment_failed", "sub-9", start + Duration::days(38), None, None, None)).await;
+        let e = order_entitlement(app, &t.key, "sub-9").await.unwrap();
+        assert_eq!(e["status"], "grace", "a failed payment starts the grace period");
+
+        send(5, generic("cancellation_scheduled", "sub-9", start + Duration::days(39), None, None, None)).await;
+        let e = order_entitlement(app, &t.key, "sub-9").await.unwrap();
+        assert_eq!(e["status"], "active", "valid until the period ends");
+
+        send(6, generic("refunded", "sub-9", start + Duration::days(39), None, None, None)).await;
+        let e = order_entitlement(app, &t.key, "sub-9").await.unwrap();
+        assert_eq!(e["status"], "disabled");
+
+        send(7, generic("ended", "sub-10", start, None, None, None)).await;
+        assert!(order_entitlement(app, &t.key, "sub-10").await.is_none(), "an ending alone creates nothing");
+        send(8, generic("purchase", "sub-10", start - Duration::days(1), Some(("BASIC-M", 1)), Some(start + Duration::days(29)), Some("c@d.example"))).await;
+        let late = order_entitlement(app, &t.key, "sub-10").await.unwrap();
+        assert_eq!(late["status"], "expired", "the cancellation that came first still applies");
+    }
+}
+
+/// One order's history in a provider's own format: (event id, body).
+fn history(provider: &str, order: &str, base: DateTime<Utc>) -> Vec<(String, Value)> {
+    let t = |days: i64| base + Duration::days(days);
+    let id = |n: u32| format!("{order}-evt-{n}");
+    match provider {
+        "stripe" => {
+            let sub = |n: u32, day: i64, status: &str, price: &str, quantity: i64, end: i64| {
+                (
+                    id(n),
+                    json!({"id": id(n), "type": "customer.subscription.updated", "created": t(day).timestamp(),
+                    "data": {"object": {"id": order, "object": "subscription", "customer": "cus_1", "status": status,
+                        "cancel_at_period_end": false, "metadata": {}, "items": {"data": [
+                            {"price": {"id": price}, "quantity": quantity, "current_period_end": t(end).timestamp()}]}}}}),
+                )
+            };
+            vec![
+                (
+                    id(1),
+                    json!({"id": id(1), "type": "checkout.session.completed", "created": t(0).timestamp(),
+                    "data": {"object": {"id": format!("cs_{order}"), "mode": "subscription", "payment_status": "paid",
+                        "subscription": order, "customer": "cus_1", "metadata": {},
+                        "customer_details": {"email": "buyer@shop.example", "name": "Buyer"}}}}),
+                ),
+                sub(2, 0, "active", "price_pro_monthly", 1, 30),
+                (
+                    id(3),
+                    json!({"id": id(3), "type": "invoice.paid", "created": t(30).timestamp(),
+                    "data": {"object": {"id": format!("in_{order}"), "subscription": order, "customer": "cus_1",
+                        "customer_email": "buyer@shop.example", "charge": format!("ch_{order}"),
+                        "lines": {"data": [{"period": {"end": t(60).timestamp()}}]}}}}),
+                ),
+                sub(4, 35, "active", "price_pro_perpetual", 3, 60),
+                sub(5, 50, "past_due", "price_pro_perpetual", 3, 60),
+                (
+                    id(6),
+                    json!({"id": id(6), "type": "charge.refunded", "created": t(55).timestamp(),
+                    "data": {"object": {"id": format!("ch_{order}"), "refunded": true, "invoice": format!("in_{order}")}}}),
+                ),
+            ]
+        }
+        "paddle" => {
+            let sub = |n: u32, day: i64, kind: &str, status: &str, price: &str, quantity: i64, end: i64| {
+                (
+                    id(n),
+                    json!({"event_id": id(n), "event_type": kind, "occurred_at": t(day).to_rfc3339(),
+                    "data": {"id": order, "status": status, "customer_id": "ctm_1",
+                        "custom_data": {"email": "buyer@shop.example"},
+                        "items": [{"price": {"id": price}, "quantity": quantity}],
+                        "current_billing_period": {"ends_at": t(end).to_rfc3339()}}}),
+                )
+            };
+            vec![
+                sub(1, 0, "subscription.created", "active", "pri_pro_monthly", 1, 30),
+                (
+                    id(2),
+                    json!({"event_id": id(2), "event_type": "transaction.completed", "occurred_at": t(30).to_rfc3339(),
+                    "data": {"id": format!("txn_{order}"), "subscription_id": order, "origin": "subscription_recurring",
+                        "customer_id": "ctm_1", "items": [{"price": {"id": "pri_pro_monthly"}, "quantity": 1}],
+                        "billing_period": {"ends_at": t(60).to_rfc3339()}}}),
+                ),
+                sub(3, 35, "subscription.updated", "active", "pri_pro_perpetual", 3, 60),
+                sub(4, 50, "subscription.past_due", "past_due", "pri_pro_perpetual", 3, 60),
+                sub(5, 58, "subscription.canceled", "canceled", "pri_pro_perpetual", 3, 60),
+            ]
+        }
+        _ => vec![
+            (
+                id(1),
+                generic(
+                    "purchase",
+                    order,
+                    t(0),
+                    Some(("PRO-M", 1)),
+                    Some(t(30)),
+                    Some("buyer@shop.example"),
+                ),
+            ),
+            (id(2), generic("renewal", order, t(30), None, Some(t(60)), None)),
+            (id(3), generic("active", order, t(35), Some(("PRO-P", 3)), None, None)),
+            (id(4), generic("payment_failed", order, t(50), None, None, None)),
+            (id(5), generic("ended", order, t(58), None, None, None)),
+        ],
+    }
+}
+
+async fn mappings(app: &TestApp, key: &str, conn: &str, provider: &str) {
+    let refs = match provider {
+        "stripe" => [("price_pro_monthly", "PRO-M"), ("price_pro_perpetual", "PRO-P")],
+        _ => [("pri_pro_monthly", "PRO-M"), ("pri_pro_perpetual", "PRO-P")],
+    };
+    for (provider_ref, sku) in refs {
+        app.create(
+            key,
+            "/api/v1/storefront-mappings",
+            json!({"connection_id": conn, "provider_ref": provider_ref, "sku": sku}),
+        )
+        .await;
+    }
+}
+
+backend_test! {
+    async fn shuffled_repeated_and_concurrent_histories_end_in_the_same_state(app) {
+        let t = app.tenant("Acme").await;
+        seed_catalogue(app, &t.key).await;
+        let base = Utc::now() - Duration::days(45);
+        for provider in ["generic", "stripe", "paddle"] {
+            let conn = connection(app, &t.key, provider).await;
+            mappings(app, &t.key, &conn, provider).await;
+            // In order, once.
+            let reference = format!("{provider}_sub_inorder");
+            for (id, body) in history(provider, &reference, base) {
+                let (status, receipt) = deliver(app, &conn, provider, &id, &body).await;
+                assert_eq!(status, StatusCode::OK, "{provider} {id}: {receipt}");
+            }
+            let expected = outcome(&order_entitlement(app, &t.key, &reference).await.unwrap_or_else(|| panic!("{provider}: no entitlement")));
+            // Shuffled with duplicates, one by one; then all at once, concurrently.
+            let mut seed = 11u64;
+            for round in 0..3 {
+                let order = format!("{provider}_sub_shuffled_{round}");
+                let mut events = history(provider, &order, base);
+                for i in (1..events.len()).rev() {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    events.swap(i, (seed >> 33) as usize % (i + 1));
+                }
+                let repeat = events[(seed >> 40) as usize % events.len()].clone();
+                events.push(repeat);
+                for (id, body) in &events {
+                    let (status, _) = deliver(app, &conn, provider, id, body).await;
+                    assert_eq!(status, StatusCode::OK);
+                }
+                let got = outcome(&order_entitlement(app, &t.key, &order).await.unwrap());
+                assert_eq!(got, expected, "{provider} round {round}: {events:?}");
+            }
+            let order = format!("{provider}_sub_concurrent");
+            let mut events = history(provider, &order, base);
+            events.extend(history(provider, &order, base));
+            let sends = events.iter().map(|(id, body)| {
+                let conn = conn.clone();
+                async move { deliver(app, &conn, provider, id, body).await.0 }
+            });
+            for status in join_all(sends).await {
+                assert_eq!(status, StatusCode::OK);
+            }
+            let got = outcome(&order_entitlement(app, &t.key, &order).await.unwrap());
+            if got != expected {
+                let all = app.fetch(&t.key, "/api/v1/storefront-deliveries?limit=200").await;
+                for d in all["data"].as_array().unwrap().iter().filter(|d| d["body"].as_str().unwrap().contains(&order)) {
+                    eprintln!("DLV {} {} {} {} {}", d["event_id"], d["event_type"], d["order_ref"], d["outcome"], d["detail"]);
+                }
+            }
+            assert_eq!(got, expected, "{provider} concurrent");
+            let count = app.fetch(&t.key, &format!("/api/v1/entitlements?order_ref={order}")).await["data"].as_array().unwrap().len();
+            assert_eq!(count, 1, "{provider}: one entitlement however the events arrive");
+        }
+    }
+}
+
+backend_test! {
+    async fn forged_truncated_reserialised_and_stale_deliveries_are_refused(app) {
+        let t = app.tenant("Acme").await;
+        seed_catalogue(app, &t.key).await;
+        let conn = connection(app, &t.key, "stripe").await;
+        let body = json!({"id": "evt_x", "type": "checkout.session.completed", "created": Utc::now().timestamp(),
+            "data": {"object": {"id": "cs_x", "payment_status": "paid", "metadata": {"sku": "PRO-M"},
+                "customer_details": {"email": "x@y.example"}}}});
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let now = Utc::now().timestamp();
+        let good = sign_hex(SECRET.as_bytes(), &[now.to_string().as_bytes(), b".", &bytes]);
+        let stale_at = now - 3600;
+        let stale = sign_hex(SECRET.as_bytes(), &[stale_at.to_string().as_bytes(), b".", &bytes]);
+        let pretty = serde_json::to_vec_pretty(&body).unwrap();
+        let cases: Vec<(Vec<u8>, Option<String>, StatusCode, &str)> = vec![
+            (bytes.clone(), Some(format!("t={now},v1={}", "ab".repeat(32))), StatusCode::UNAUTHORIZED, "invalid_signature"),
+            (bytes[..bytes.len() - 5].to_vec(), Some(format!("t={now},v1={good}")), StatusCode::UNAUTHORIZED, "invalid_signature"),
+            (pretty, Some(format!("t={now},v1={good}")), StatusCode::UNAUTHORIZED, "invalid_signature"),
+            (bytes.clone(), Some(format!("t={stale_at},v1={stale}")), StatusCode::BAD_REQUEST, "stale_delivery"),
+            (bytes.clone(), None, StatusCode::UNAUTHORIZED, "invalid_signature"),
+        ];
+        for (payload, header, status, code) in cases {
+            let mut request = app.client.post(format!("{}/commerce/v1/{conn}", app.base)).body(payload);
+            if let Some(header) = header {
+                request = request.header("stripe-signature", header);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), status);
+            let answer: Value = response.json().await.unwrap();
+            assert_eq!(answer["error"]["code"], code);
+        }
+        assert!(app.fetch(&t.key, "/api/v1/entitlements").await["data"].as_array().unwrap().is_empty(), "nothing written");
+        let rejected = app.fetch(&t.key, "/api/v1/storefront-deliveries?outcome=rejected").await;
+        assert_eq!(rejected["data"].as_array().unwrap().len(), 5, "but every refusal is recorded");
+        let unknown = app.client.post(format!("{}/commerce/v1/sfc_unknown", app.base)).body("{}").send().await.unwrap();
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        // Correctly signed: accepted.
+        let response = app.client.post(format!("{}/commerce/v1/{conn}", app.base))
+            .header("stripe-signature", format!("t={now},v1={good}")).body(bytes).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(app.fetch(&t.key, "/api/v1/entitlements").await["data"].as_array().unwrap().len(), 1);
+    }
+}
+
+backend_test! {
+    async fn unmapped_items_are_kept_and_replayed_after_the_fix(app) {
+        let t = app.tenant("Acme").await;
+        seed_catalogue(app, &t.key).await;
+        let conn = connection(app, &t.key, "paddle").await;
+        let events = history("paddle", "sub_unmapped", Utc::now() - Duration::days(1));
+        let (status, receipt) = deliver(app, &conn, "paddle", &events[0].0, &events[0].1).await;
+        assert_eq!(status, StatusCode::OK, "stored and acknowledged, not dropped");
+        assert_eq!(receipt["deliveries"][0]["outcome"], "unmapped");
+        assert!(receipt["deliveries"][0]["detail"].as_str().unwrap().contains("pri_pro_monthly"));
+        assert!(order_entitlement(app, &t.key, "sub_unmapped").await.is_none(), "not guessed");
+
+        let bad = app.post(&t.key, "/api/v1/storefront-mappings", json!({"connection_id": conn, "provider_ref": "pri_x", "sku": "NOPE"})).await;
+        assert_eq!(bad.body["error"]["code"], "unknown_sku");
+        mappings(app, &t.key, &conn, "paddle").await;
+        let delivery = receipt["deliveries"][0]["id"].as_str().unwrap();
+        let replayed = app.act(Method::POST, &t.key, &format!("/api/v1/storefront-deliveries/{delivery}/replay"), json!({})).await;
+        assert_eq!(replayed["deliveries"][0]["outcome"], "applied", "{replayed}");
+        let e = order_entitlement(app, &t.key, "sub_unmapped").await.unwrap();
+        assert_eq!(e["sku"], "PRO-M");
+        let again = app.act(Method::POST, &t.key, &format!("/api/v1/storefront-deliveries/{delivery}/replay"), json!({})).await;
+        assert_eq!(again["deliveries"][0]["outcome"], "duplicate");
+        assert_eq!(app.fetch(&t.key, "/api/v1/mails").await["data"].as_array().unwrap().len(), 1);
+    }
+}
