@@ -23,3 +23,6 @@ pub use wire::*;
 
 /// The response header that carries the detached JWS over the response body.
 pub const SIGNATURE_HEADER: &str = "entitle-signature";
+
+/// The request header that carries the client's nonce on activation-scoped calls.
+pub const NONCE_HEADER: &str = "entitle-nonce";

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use entitle_protocol::licence::{self, ACTIVATION_REQUEST_LABEL, DEACTIVATION_REQUEST_LABEL};
 use entitle_protocol::{
     ActivateRequest, ActivateResponse, CountRequest, DeactivateResponse, Denial as DenialBody, DenialDetail, Jwks,
-    LeaseClaims, OfflineActivationRequest, OfflineDeactivationRequest, UsageRequest, SIGNATURE_HEADER,
+    LeaseClaims, OfflineActivationRequest, OfflineDeactivationRequest, UsageRequest, NONCE_HEADER, SIGNATURE_HEADER,
 };
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
@@ -22,8 +22,6 @@ use crate::app::AppState;
 use crate::domain::licensing::Denial;
 use crate::services::licensing::{self as licensing, Lease, LicensingError, Mode, Origin};
 use crate::services::signing::TenantKeys;
-
-const NONCE_HEADER: &str = "entitle-nonce";
 
 fn origin(address: SocketAddr) -> Origin {
     Origin {
