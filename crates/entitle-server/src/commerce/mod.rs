@@ -4,7 +4,9 @@
 
 pub mod event;
 pub mod generic;
+pub mod lemonsqueezy;
 pub mod paddle;
+pub mod shopify;
 pub mod signature;
 pub mod stripe;
 
@@ -22,6 +24,8 @@ use signature::Rejection;
 pub enum Provider {
     Stripe,
     Paddle,
+    LemonSqueezy,
+    Shopify,
     /// Any other storefront or your own back end (Standard Webhooks signatures).
     Generic,
 }
@@ -31,6 +35,8 @@ impl Provider {
         match self {
             Provider::Stripe => "stripe",
             Provider::Paddle => "paddle",
+            Provider::LemonSqueezy => "lemon_squeezy",
+            Provider::Shopify => "shopify",
             Provider::Generic => "generic",
         }
     }
@@ -39,6 +45,8 @@ impl Provider {
         match text {
             "stripe" => Some(Provider::Stripe),
             "paddle" => Some(Provider::Paddle),
+            "lemon_squeezy" => Some(Provider::LemonSqueezy),
+            "shopify" => Some(Provider::Shopify),
             "generic" => Some(Provider::Generic),
             _ => None,
         }
@@ -48,6 +56,8 @@ impl Provider {
         match self {
             Provider::Stripe => stripe::verify(v),
             Provider::Paddle => paddle::verify(v),
+            Provider::LemonSqueezy => lemonsqueezy::verify(v),
+            Provider::Shopify => shopify::verify(v),
             Provider::Generic => generic::verify(v),
         }
     }
@@ -56,6 +66,8 @@ impl Provider {
         match self {
             Provider::Stripe => stripe::parse(body),
             Provider::Paddle => paddle::parse(body),
+            Provider::LemonSqueezy => lemonsqueezy::parse(body),
+            Provider::Shopify => shopify::parse(headers, body),
             Provider::Generic => generic::parse(headers, body),
         }
     }
@@ -65,6 +77,14 @@ impl Provider {
         match self {
             Provider::Stripe => &["stripe-signature"],
             Provider::Paddle => &["paddle-signature"],
+            Provider::LemonSqueezy => &["x-signature", "x-event-name"],
+            Provider::Shopify => &[
+                "x-shopify-hmac-sha256",
+                "x-shopify-topic",
+                "x-shopify-webhook-id",
+                "x-shopify-event-id",
+                "x-shopify-shop-domain",
+            ],
             Provider::Generic => &["webhook-id", "webhook-timestamp", "webhook-signature"],
         }
     }

@@ -248,3 +248,90 @@ fn paddle_payloads_are_read() {
     assert!(matches!(e.change, Change::Purchase | Change::Renewal));
     assert!(e.aliases[0].starts_with("txn_"));
 }
+
+#[test]
+fn lemon_squeezy_and_shopify_sign_the_raw_body() {
+    let secret = "shared-secret-123".to_owned();
+    let secrets = vec![secret.clone()];
+    let body = fixture("lemonsqueezy/pay-rails_subscription_created.json");
+    let h = headers(&[("x-signature", sign_hex(secret.as_bytes(), &[&body]))]);
+    let v = Verification {
+        headers: &h,
+        body: &body,
+        secrets: &secrets,
+        now: at(0),
+        tolerance: None,
+    };
+    assert_eq!(Provider::LemonSqueezy.verify(&v), Ok(()));
+    let other = headers(&[("x-signature", sign_hex(b"wrong", &[&body]))]);
+    assert_eq!(
+        Provider::LemonSqueezy.verify(&Verification { headers: &other, ..v }),
+        Err(Rejection::BadSignature)
+    );
+
+    let order = fixture("shopify/shopify-test-notification-order_via-kanvas-ecosystem-api.json");
+    let sig = super::signature::sign_base64(secret.as_bytes(), &[&order]);
+    let h = headers(&[
+        ("x-shopify-hmac-sha256", sig),
+        ("x-shopify-topic", "orders/paid".into()),
+        ("x-shopify-webhook-id", "wh-1".into()),
+    ]);
+    let v = Verification {
+        headers: &h,
+        body: &order,
+        secrets: &secrets,
+        now: at(0),
+        tolerance: None,
+    };
+    assert_eq!(Provider::Shopify.verify(&v), Ok(()));
+    let e = &Provider::Shopify.parse_delivery(&h, &order).unwrap()[0];
+    assert_eq!(
+        e.order_ref.as_deref(),
+        Some("820982911946154508"),
+        "64-bit order ids survive"
+    );
+    assert_eq!(e.event_id, "wh-1");
+    assert_eq!(e.customer.email.as_deref(), Some("jon@example.com"));
+    assert!(!e.items.as_ref().unwrap().is_empty());
+    assert_eq!(e.change, Change::Ignored, "the sample order is voided, not paid");
+}
+
+#[test]
+fn lemon_squeezy_payloads_are_read() {
+    let cases = [
+        ("lemonsqueezy/pay-rails_order_created.json", Change::Purchase),
+        ("lemonsqueezy/pay-rails_subscription_created.json", Change::Trial),
+        ("lemonsqueezy/pay-rails_subscription_updated.json", Change::Trial),
+        (
+            "lemonsqueezy/pay-rails_subscription_payment_success.json",
+            Change::Renewal,
+        ),
+        (
+            "lemonsqueezy/pay-rails_subscription_payment_refunded.json",
+            Change::Refunded,
+        ),
+    ];
+    for (file, change) in cases {
+        let e = &Provider::LemonSqueezy
+            .parse_delivery(&HeaderMap::new(), &fixture(file))
+            .unwrap()[0];
+        assert_eq!(e.change, change, "{file}");
+        assert!(
+            e.order_ref.is_some() || !e.aliases.is_empty(),
+            "{file}: names its order"
+        );
+    }
+    let sub = &Provider::LemonSqueezy
+        .parse_delivery(
+            &HeaderMap::new(),
+            &fixture("lemonsqueezy/pay-rails_subscription_created.json"),
+        )
+        .unwrap()[0];
+    assert_eq!(
+        sub.order_ref.as_deref(),
+        Some("order:2"),
+        "the subscription shares its order's reference"
+    );
+    assert_eq!(sub.items.as_ref().unwrap()[0].quantity, 5);
+    assert_eq!(sub.customer.email.as_deref(), Some("dan@lemonsqueezy.com"));
+}

@@ -633,37 +633,50 @@ async fn resolve_item(
     item: &crate::commerce::event::Item,
     trial: bool,
 ) -> ServiceResult<Result<(crate::domain::Offering, i64), Unapplied>> {
-    let (sku, quantity) = if let Some(sku) = &item.sku {
-        (sku.clone(), item.quantity)
-    } else {
-        let Some(reference) = &item.provider_ref else {
-            return Ok(Err(Unapplied::Incomplete(
-                "an item names neither a SKU nor a provider reference".into(),
-            )));
-        };
-        let Some(mapping) = db::find_mapping(conn, &connection.id, reference).await? else {
-            return Ok(Err(Unapplied::Unmapped(format!(
-                "no mapping for {reference}: map it to an offering SKU, then replay"
-            ))));
-        };
-        let sku = if trial {
-            mapping.trial_sku.unwrap_or(mapping.sku)
-        } else {
-            mapping.sku
-        };
-        let quantity = if mapping.quantity_mode == "single" {
-            1
-        } else {
-            item.quantity
-        };
-        (sku, quantity)
+    // An explicit mapping wins; otherwise the item may name an offering SKU itself (checkout
+    // metadata, or a storefront SKU equal to the offering's).
+    let mapping = match &item.provider_ref {
+        Some(reference) => db::find_mapping(conn, &connection.id, reference).await?,
+        None => None,
+    };
+    let (sku, quantity) = match (mapping, &item.sku) {
+        (Some(mapping), _) => {
+            let sku = if trial {
+                mapping.trial_sku.unwrap_or(mapping.sku)
+            } else {
+                mapping.sku
+            };
+            let quantity = if mapping.quantity_mode == "single" {
+                1
+            } else {
+                item.quantity
+            };
+            (sku, quantity)
+        }
+        (None, Some(sku)) => (sku.clone(), item.quantity),
+        (None, None) => {
+            let detail = match &item.provider_ref {
+                Some(reference) => format!("no mapping for {reference}: map it to an offering SKU, then replay"),
+                None => "an item names neither a SKU nor a provider reference".to_owned(),
+            };
+            return Ok(Err(Unapplied::Unmapped(detail)));
+        }
     };
     let Ok(sku) = Sku::parse(sku.as_str()) else {
         return Ok(Err(Unapplied::Unmapped(format!("{sku:?} is not a SKU"))));
     };
     match catalogue_db::find_offering_by_sku(conn, &ctx.tenant_id, &sku).await? {
         Some(offering) => Ok(Ok((offering, quantity.clamp(1, 1_000_000)))),
-        None => Ok(Err(Unapplied::Unmapped(format!("no offering has the SKU {sku}")))),
+        None => {
+            let reference = item
+                .provider_ref
+                .as_deref()
+                .map(|r| format!(" (provider reference {r})"))
+                .unwrap_or_default();
+            Ok(Err(Unapplied::Unmapped(format!(
+                "no offering has the SKU {sku}{reference}: map it, then replay"
+            ))))
+        }
     }
 }
 

@@ -49,6 +49,14 @@ async fn deliver(app: &TestApp, connection: &str, provider: &str, id: &str, body
                 sign_hex(SECRET.as_bytes(), &[now.to_string().as_bytes(), b":", &bytes])
             ),
         ),
+        "lemon_squeezy" => request.header("x-signature", sign_hex(SECRET.as_bytes(), &[&bytes])),
+        "shopify" => request
+            .header(
+                "x-shopify-hmac-sha256",
+                entitle_server::commerce::signature::sign_base64(SECRET.as_bytes(), &[&bytes]),
+            )
+            .header("x-shopify-topic", body["__topic"].as_str().unwrap_or("orders/paid"))
+            .header("x-shopify-webhook-id", id),
         _ => request
             .header("webhook-id", id)
             .header("webhook-timestamp", now.to_string())
@@ -178,6 +186,18 @@ backend_test! {
     }
 }
 
+/// The order reference the provider's payloads give the test order `order`.
+fn order_ref_of(provider: &str, order: &str) -> String {
+    match provider {
+        "lemon_squeezy" => format!(
+            "order:{}",
+            order.len() as i64 * 1000 + order.bytes().map(i64::from).sum::<i64>()
+        ),
+        "shopify" => (5_551_000_000_000_000_000u64 + order.len() as u64).to_string(),
+        _ => order.to_owned(),
+    }
+}
+
 /// One order's history in a provider's own format: (event id, body).
 fn history(provider: &str, order: &str, base: DateTime<Utc>) -> Vec<(String, Value)> {
     let t = |days: i64| base + Duration::days(days);
@@ -243,6 +263,46 @@ fn history(provider: &str, order: &str, base: DateTime<Utc>) -> Vec<(String, Val
                 sub(5, 58, "subscription.canceled", "canceled", "pri_pro_perpetual", 3, 60),
             ]
         }
+        "lemon_squeezy" => {
+            let number = order.len() as i64 * 1000 + order.bytes().map(i64::from).sum::<i64>();
+            let sub = |name: &str, day: i64, status: &str, variant: &str, quantity: i64, renews: i64| {
+                json!({"meta": {"event_name": name}, "data": {"type": "subscriptions", "id": format!("{number}"),
+                    "attributes": {"order_id": number, "customer_id": 9, "variant_id": variant, "status": status,
+                        "user_email": "buyer@shop.example", "user_name": "Buyer",
+                        "first_subscription_item": {"quantity": quantity},
+                        "renews_at": t(renews).to_rfc3339(), "updated_at": t(day).to_rfc3339()}}})
+            };
+            let invoice = |name: &str, day: i64, refunded: bool| {
+                json!({"meta": {"event_name": name}, "data": {"type": "subscription-invoices", "id": format!("inv{number}-{day}"),
+                    "attributes": {"subscription_id": number, "refunded": refunded, "updated_at": t(day).to_rfc3339()}}})
+            };
+            vec![
+                (id(1), sub("subscription_created", 0, "active", "v_monthly", 1, 30)),
+                (
+                    id(2),
+                    json!({"meta": {"event_name": "order_created"}, "data": {"type": "orders", "id": format!("{number}"),
+                    "attributes": {"status": "paid", "user_email": "buyer@shop.example", "customer_id": 9,
+                        "first_order_item": {"variant_id": "v_monthly"}, "updated_at": t(0).to_rfc3339()}}}),
+                ),
+                (id(3), invoice("subscription_payment_success", 30, false)),
+                (id(4), sub("subscription_updated", 35, "active", "v_perpetual", 3, 60)),
+                (id(5), invoice("subscription_payment_failed", 50, false)),
+                (id(6), invoice("subscription_payment_refunded", 55, true)),
+            ]
+        }
+        "shopify" => vec![
+            (
+                id(1),
+                json!({"id": 5_551_000_000_000_000_000u64 + order.len() as u64, "financial_status": "paid", "email": "buyer@shop.example",
+                "updated_at": t(0).to_rfc3339(), "customer": {"id": 42, "first_name": "Buy", "last_name": "Er"},
+                "line_items": [{"variant_id": 111, "sku": "SHOP-PRO", "quantity": 2}], "__topic": "orders/paid"}),
+            ),
+            (
+                id(2),
+                json!({"order_id": 5_551_000_000_000_000_000u64 + order.len() as u64, "id": 77, "updated_at": t(3).to_rfc3339(),
+                "created_at": t(3).to_rfc3339(), "__topic": "refunds/create"}),
+            ),
+        ],
         _ => vec![
             (
                 id(1),
@@ -266,6 +326,8 @@ fn history(provider: &str, order: &str, base: DateTime<Utc>) -> Vec<(String, Val
 async fn mappings(app: &TestApp, key: &str, conn: &str, provider: &str) {
     let refs = match provider {
         "stripe" => [("price_pro_monthly", "PRO-M"), ("price_pro_perpetual", "PRO-P")],
+        "lemon_squeezy" => [("v_monthly", "PRO-M"), ("v_perpetual", "PRO-P")],
+        "shopify" => [("111", "PRO-P"), ("222", "BASIC-M")],
         _ => [("pri_pro_monthly", "PRO-M"), ("pri_pro_perpetual", "PRO-P")],
     };
     for (provider_ref, sku) in refs {
@@ -283,7 +345,7 @@ backend_test! {
         let t = app.tenant("Acme").await;
         seed_catalogue(app, &t.key).await;
         let base = Utc::now() - Duration::days(45);
-        for provider in ["generic", "stripe", "paddle"] {
+        for provider in ["generic", "stripe", "paddle", "lemon_squeezy", "shopify"] {
             let conn = connection(app, &t.key, provider).await;
             mappings(app, &t.key, &conn, provider).await;
             // In order, once.
@@ -292,7 +354,7 @@ backend_test! {
                 let (status, receipt) = deliver(app, &conn, provider, &id, &body).await;
                 assert_eq!(status, StatusCode::OK, "{provider} {id}: {receipt}");
             }
-            let expected = outcome(&order_entitlement(app, &t.key, &reference).await.unwrap_or_else(|| panic!("{provider}: no entitlement")));
+            let expected = outcome(&order_entitlement(app, &t.key, &order_ref_of(provider, &reference)).await.unwrap_or_else(|| panic!("{provider}: no entitlement")));
             // Shuffled with duplicates, one by one; then all at once, concurrently.
             let mut seed = 11u64;
             for round in 0..3 {
@@ -308,7 +370,7 @@ backend_test! {
                     let (status, _) = deliver(app, &conn, provider, id, body).await;
                     assert_eq!(status, StatusCode::OK);
                 }
-                let got = outcome(&order_entitlement(app, &t.key, &order).await.unwrap());
+                let got = outcome(&order_entitlement(app, &t.key, &order_ref_of(provider, &order)).await.unwrap());
                 assert_eq!(got, expected, "{provider} round {round}: {events:?}");
             }
             let order = format!("{provider}_sub_concurrent");
@@ -321,7 +383,7 @@ backend_test! {
             for status in join_all(sends).await {
                 assert_eq!(status, StatusCode::OK);
             }
-            let got = outcome(&order_entitlement(app, &t.key, &order).await.unwrap());
+            let got = outcome(&order_entitlement(app, &t.key, &order_ref_of(provider, &order)).await.unwrap());
             if got != expected {
                 let all = app.fetch(&t.key, "/api/v1/storefront-deliveries?limit=200").await;
                 for d in all["data"].as_array().unwrap().iter().filter(|d| d["body"].as_str().unwrap().contains(&order)) {
@@ -329,7 +391,7 @@ backend_test! {
                 }
             }
             assert_eq!(got, expected, "{provider} concurrent");
-            let count = app.fetch(&t.key, &format!("/api/v1/entitlements?order_ref={order}")).await["data"].as_array().unwrap().len();
+            let count = app.fetch(&t.key, &format!("/api/v1/entitlements?order_ref={}", order_ref_of(provider, &order))).await["data"].as_array().unwrap().len();
             assert_eq!(count, 1, "{provider}: one entitlement however the events arrive");
         }
     }
