@@ -3,8 +3,10 @@
 //! applies to entitlements.
 
 pub mod event;
+pub mod fastspring;
 pub mod generic;
 pub mod lemonsqueezy;
+pub mod maxio;
 pub mod paddle;
 pub mod shopify;
 pub mod signature;
@@ -26,6 +28,10 @@ pub enum Provider {
     Paddle,
     LemonSqueezy,
     Shopify,
+    #[serde(rename = "fastspring")]
+    FastSpring,
+    /// Maxio Advanced Billing, formerly Chargify.
+    Maxio,
     /// Any other storefront or your own back end (Standard Webhooks signatures).
     Generic,
 }
@@ -37,6 +43,8 @@ impl Provider {
             Provider::Paddle => "paddle",
             Provider::LemonSqueezy => "lemon_squeezy",
             Provider::Shopify => "shopify",
+            Provider::FastSpring => "fastspring",
+            Provider::Maxio => "maxio",
             Provider::Generic => "generic",
         }
     }
@@ -47,6 +55,8 @@ impl Provider {
             "paddle" => Some(Provider::Paddle),
             "lemon_squeezy" => Some(Provider::LemonSqueezy),
             "shopify" => Some(Provider::Shopify),
+            "fastspring" => Some(Provider::FastSpring),
+            "maxio" | "chargify" => Some(Provider::Maxio),
             "generic" => Some(Provider::Generic),
             _ => None,
         }
@@ -58,6 +68,8 @@ impl Provider {
             Provider::Paddle => paddle::verify(v),
             Provider::LemonSqueezy => lemonsqueezy::verify(v),
             Provider::Shopify => shopify::verify(v),
+            Provider::FastSpring => fastspring::verify(v),
+            Provider::Maxio => maxio::verify(v),
             Provider::Generic => generic::verify(v),
         }
     }
@@ -68,6 +80,8 @@ impl Provider {
             Provider::Paddle => paddle::parse(body),
             Provider::LemonSqueezy => lemonsqueezy::parse(body),
             Provider::Shopify => shopify::parse(headers, body),
+            Provider::FastSpring => fastspring::parse(body),
+            Provider::Maxio => maxio::parse(body),
             Provider::Generic => generic::parse(headers, body),
         }
     }
@@ -78,6 +92,8 @@ impl Provider {
             Provider::Stripe => &["stripe-signature"],
             Provider::Paddle => &["paddle-signature"],
             Provider::LemonSqueezy => &["x-signature", "x-event-name"],
+            Provider::FastSpring => &["x-fs-signature"],
+            Provider::Maxio => &["x-chargify-webhook-signature-hmac-sha-256", "x-chargify-webhook-id"],
             Provider::Shopify => &[
                 "x-shopify-hmac-sha256",
                 "x-shopify-topic",

@@ -335,3 +335,69 @@ fn lemon_squeezy_payloads_are_read() {
     assert_eq!(sub.items.as_ref().unwrap()[0].quantity, 5);
     assert_eq!(sub.customer.email.as_deref(), Some("dan@lemonsqueezy.com"));
 }
+
+#[test]
+fn fastspring_batches_and_maxio_forms_are_read() {
+    let secret = "fs-secret-123".to_owned();
+    let data: serde_json::Value =
+        serde_json::from_slice(&fixture("fastspring/cashier-fastspring_order_completed.json")).unwrap();
+    let sub: serde_json::Value =
+        serde_json::from_slice(&fixture("fastspring/cashier-fastspring_subscription_deactivated.json")).unwrap();
+    let batch = serde_json::json!({"events": [
+        {"id": "fs-1", "type": "order.completed", "created": 1_501_611_722_763i64, "data": data},
+        {"id": "fs-2", "type": "subscription.deactivated", "created": 1_508_177_103_541i64, "data": sub},
+    ]});
+    let body = serde_json::to_vec(&batch).unwrap();
+    let h = headers(&[(
+        "x-fs-signature",
+        super::signature::sign_base64(secret.as_bytes(), &[&body]),
+    )]);
+    let secrets = vec![secret];
+    let v = Verification {
+        headers: &h,
+        body: &body,
+        secrets: &secrets,
+        now: at(0),
+        tolerance: None,
+    };
+    assert_eq!(Provider::FastSpring.verify(&v), Ok(()));
+    let events = Provider::FastSpring.parse_delivery(&h, &body).unwrap();
+    assert_eq!(events.len(), 2, "one event per batch entry");
+    assert_eq!(events[0].change, Change::Purchase);
+    assert_eq!(
+        events[0].order_ref.as_deref(),
+        Some("ttyyWWxQRv-P0WXUYXphzg"),
+        "the subscription the order started"
+    );
+    assert_eq!(events[0].customer.email.as_deref(), Some("ne1@all.com"));
+    assert_eq!(
+        events[0].items.as_ref().unwrap()[0].provider_ref.as_deref(),
+        Some("falcon-monthly-subscriptions")
+    );
+    assert_eq!(events[1].change, Change::Ended);
+
+    let form = fixture("chargify/maxio-ab-golang-sdk_payment_success_body.txt");
+    let e = &Provider::Maxio.parse_delivery(&HeaderMap::new(), &form).unwrap()[0];
+    assert_eq!(e.event_id, "141765008");
+    assert_eq!(e.order_ref.as_deref(), Some("15100141"));
+    assert_eq!(e.change, Change::Active);
+    assert_eq!(e.customer.email.as_deref(), Some("pookie999@example.com"));
+    assert_eq!(e.items.as_ref().unwrap()[0].provider_ref.as_deref(), Some("basic"));
+    assert!(e.period_end.is_some(), "local times with offsets are read");
+    let key = "site-shared-key".to_owned();
+    let h = headers(&[(
+        "x-chargify-webhook-signature-hmac-sha-256",
+        sign_hex(key.as_bytes(), &[&form]),
+    )]);
+    let keys = vec![key];
+    assert_eq!(
+        Provider::Maxio.verify(&Verification {
+            headers: &h,
+            body: &form,
+            secrets: &keys,
+            now: at(0),
+            tolerance: None
+        }),
+        Ok(())
+    );
+}

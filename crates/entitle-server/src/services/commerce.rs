@@ -354,6 +354,9 @@ impl From<sqlx::Error> for DeliveryError {
 #[derive(Debug, Clone, serde::Serialize, ToSchema)]
 pub struct Receipt {
     pub deliveries: Vec<Delivery>,
+    /// Events of a batch that failed and should be sent again (FastSpring's partial acknowledgement).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unprocessed: Vec<String>,
 }
 
 fn kept_headers(provider: Provider, headers: &HeaderMap) -> serde_json::Value {
@@ -427,12 +430,26 @@ pub async fn receive(
             return Err(DeliveryError::Unreadable(error.to_string()));
         }
     };
+    let batch = events.len() > 1;
     let mut deliveries = Vec::with_capacity(events.len());
+    let mut unprocessed = Vec::new();
     for event in events {
+        let event_id = event.event_id.clone();
         let record = delivery_record(&connection, kept.clone(), body, now);
-        deliveries.push(apply(store, settings, &connection, event, record, now).await?);
+        match apply(store, settings, &connection, event, record, now).await {
+            Ok(delivery) => deliveries.push(delivery),
+            // In a batch, one event's failure must not cost the others their acknowledgement.
+            Err(DeliveryError::Internal(error)) if batch => {
+                tracing::error!(error = ?error, event = %event_id, "a batched storefront event failed");
+                unprocessed.push(event_id);
+            }
+            Err(other) => return Err(other),
+        }
     }
-    Ok(Receipt { deliveries })
+    Ok(Receipt {
+        deliveries,
+        unprocessed,
+    })
 }
 
 /// Re-applies a stored delivery (after a mapping was fixed, say). The signature was checked when it
@@ -465,7 +482,10 @@ pub async fn replay(store: &Store, ctx: &Ctx, settings: &MailSettings, id: &str)
             })?;
         deliveries.push(applied);
     }
-    Ok(Receipt { deliveries })
+    Ok(Receipt {
+        deliveries,
+        unprocessed: Vec::new(),
+    })
 }
 
 /// Why an order's entitlements could not be brought in line (the delivery is kept for replay).

@@ -466,3 +466,52 @@ backend_test! {
         assert_eq!(app.fetch(&t.key, "/api/v1/mails").await["data"].as_array().unwrap().len(), 1);
     }
 }
+
+backend_test! {
+    async fn fastspring_batches_and_maxio_forms_become_entitlements(app) {
+        let t = app.tenant("Acme").await;
+        seed_catalogue(app, &t.key).await;
+        let fs = connection(app, &t.key, "fastspring").await;
+        app.create(&t.key, "/api/v1/storefront-mappings", json!({"connection_id": fs, "provider_ref": "editor-pro-monthly", "sku": "PRO-M"})).await;
+        let now = Utc::now();
+        let batch = json!({"events": [
+            {"id": "fs-evt-1", "type": "order.completed", "created": now.timestamp_millis(), "data": {
+                "id": "fs-order-1", "reference": "ACME-1", "completed": true,
+                "customer": {"first": "Leeroy", "last": "Jenkins", "email": "leeroy@guild.example"},
+                "items": [{"product": "editor-pro-monthly", "quantity": 2, "subscription": "fs-sub-1"}]}},
+            {"id": "fs-evt-2", "type": "subscription.activated", "created": now.timestamp_millis() + 1, "data": {
+                "id": "fs-sub-1", "state": "active", "product": "editor-pro-monthly", "quantity": 2,
+                "next": (now + Duration::days(30)).timestamp_millis(), "account": {"contact": {"email": "leeroy@guild.example"}}}},
+        ]});
+        let bytes = serde_json::to_vec(&batch).unwrap();
+        let response = app.client.post(format!("{}/commerce/v1/{fs}", app.base))
+            .header("x-fs-signature", entitle_server::commerce::signature::sign_base64(SECRET.as_bytes(), &[&bytes]))
+            .body(bytes).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let receipt: Value = response.json().await.unwrap();
+        assert_eq!(receipt["deliveries"].as_array().unwrap().len(), 2, "one outcome per batched event");
+        let e = order_entitlement(app, &t.key, "fs-sub-1").await.expect("an entitlement for the subscription");
+        assert_eq!(e["seat_count"], 10);
+        assert_eq!(crate::helpers::time(&e["expires_at"]).timestamp_millis() / 1000, (now + Duration::days(30)).timestamp());
+
+        let maxio = connection(app, &t.key, "maxio").await;
+        app.create(&t.key, "/api/v1/storefront-mappings", json!({"connection_id": maxio, "provider_ref": "basic", "sku": "BASIC-M"})).await;
+        let form = format!(
+            "id=9001&event=signup_success&payload[subscription][id]=777&payload[subscription][state]=active\
+             &payload[subscription][updated_at]={}&payload[subscription][current_period_ends_at]={}\
+             &payload[subscription][product][handle]=basic&payload[subscription][customer][email]=ada%40maxio.example\
+             &payload[subscription][customer][first_name]=Ada&payload[subscription][customer][last_name]=Byron",
+            now.format("%Y-%m-%d %H:%M:%S -0500").to_string().replace(' ', "%20"),
+            ((now + Duration::days(30)).format("%Y-%m-%d %H:%M:%S -0500")).to_string().replace(' ', "%20"),
+        );
+        let response = app.client.post(format!("{}/commerce/v1/{maxio}", app.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-chargify-webhook-signature-hmac-sha-256", sign_hex(SECRET.as_bytes(), &[form.as_bytes()]))
+            .body(form).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+        let e = order_entitlement(app, &t.key, "777").await.expect("an entitlement for the Maxio subscription");
+        assert_eq!(e["sku"], "BASIC-M");
+        let customer = app.fetch(&t.key, &format!("/api/v1/customers/{}", e["customer_id"].as_str().unwrap())).await;
+        assert_eq!(customer["name"], "Ada Byron");
+    }
+}

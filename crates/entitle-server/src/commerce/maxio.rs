@@ -1,0 +1,89 @@
+//! Maxio Advanced Billing (Chargify): form-encoded bodies with bracketed keys
+//! (`payload[subscription][product][handle]`), signed with
+//! `X-Chargify-Webhook-Signature-Hmac-Sha-256: <hex HMAC-SHA256(site shared key, body)>`; no timestamp.
+//! The form field `id` is the delivery's stable id. Times are local with an offset.
+
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+use super::event::{Change, CommerceEvent, Customer, Item};
+use super::signature::{any_matches, decode_hex, Rejection};
+use super::{header, ParseError, Verification};
+
+pub fn verify(v: &Verification<'_>) -> Result<(), Rejection> {
+    let value = header(v.headers, "x-chargify-webhook-signature-hmac-sha-256").ok_or(Rejection::MissingSignature)?;
+    let signature = decode_hex(value)?;
+    if any_matches(v.secrets, &[v.body], &signature) {
+        Ok(())
+    } else {
+        Err(Rejection::BadSignature)
+    }
+}
+
+fn time(value: Option<&String>) -> Option<DateTime<Utc>> {
+    let text = value?;
+    DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S %z")
+        .or_else(|_| DateTime::parse_from_rfc3339(text))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| ParseError(e.to_string()))?;
+    let form: HashMap<String, String> = pairs.into_iter().collect();
+    let get = |key: &str| form.get(key).filter(|v| !v.is_empty());
+    let sub = |field: &str| get(&format!("payload[subscription][{field}]"));
+    let id = get("id").ok_or_else(|| ParseError("no id field".into()))?.clone();
+    let kind = get("event").ok_or_else(|| ParseError("no event field".into()))?.clone();
+    let occurred_at = time(sub("updated_at"))
+        .or_else(|| time(get("payload[transaction][created_at]")))
+        .or_else(|| time(sub("created_at")))
+        .ok_or_else(|| ParseError("no time in the payload".into()))?;
+    let first = get("payload[subscription][customer][first_name]")
+        .cloned()
+        .unwrap_or_default();
+    let last = get("payload[subscription][customer][last_name]")
+        .cloned()
+        .unwrap_or_default();
+    let name = format!("{first} {last}").trim().to_owned();
+    let state = sub("state").map(String::as_str);
+    let scheduled = sub("cancel_at_end_of_period").is_some_and(|v| v == "true");
+    let change = match (kind.as_str(), state) {
+        ("refund_success", _) => Change::Refunded,
+        ("renewal_failure", _) | ("payment_failure", _) => Change::PaymentFailed,
+        ("renewal_success", _) => Change::Renewal,
+        ("signup_success", _) => Change::Purchase,
+        (_, Some("canceled")) | (_, Some("expired")) | (_, Some("suspended")) | (_, Some("on_hold")) => Change::Ended,
+        (_, Some("past_due")) | (_, Some("unpaid")) => Change::PaymentFailed,
+        (_, Some("trialing")) => Change::Trial,
+        (_, Some("active")) if scheduled => Change::CancelScheduled,
+        (_, Some("active")) => Change::Active,
+        _ => Change::Ignored,
+    };
+    let product = get("payload[subscription][product][handle]")
+        .or_else(|| get("payload[subscription][product][id]"))
+        .cloned();
+    Ok(vec![CommerceEvent {
+        event_id: id,
+        event_type: kind,
+        occurred_at,
+        order_ref: sub("id").cloned(),
+        aliases: vec![],
+        change,
+        customer: Customer {
+            email: get("payload[subscription][customer][email]").cloned(),
+            name: (!name.is_empty()).then_some(name),
+            reference: get("payload[subscription][customer][reference]")
+                .or_else(|| get("payload[subscription][customer][id]"))
+                .cloned(),
+        },
+        items: product.map(|p| {
+            vec![Item {
+                provider_ref: Some(p),
+                sku: None,
+                quantity: 1,
+            }]
+        }),
+        period_end: time(sub("current_period_ends_at")),
+    }])
+}
