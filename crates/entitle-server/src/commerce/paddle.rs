@@ -4,33 +4,23 @@
 use serde_json::Value;
 
 use super::event::{Change, CommerceEvent, Customer, Item};
-use super::signature::{any_matches, decode_hex, Rejection};
-use super::{at, header, s, ParseError, Verification};
+use super::signature::{verify_timestamped, Rejection, TimestampedScheme};
+use super::{at, s, ParseError, Verification};
 
 pub const TOLERANCE_SECONDS: i64 = 5;
 
 pub fn verify(v: &Verification<'_>) -> Result<(), Rejection> {
-    let value = header(v.headers, "paddle-signature").ok_or(Rejection::MissingSignature)?;
-    let mut timestamp = None;
-    let mut signatures = Vec::new();
-    for pair in value.split(';') {
-        match pair.trim().split_once('=') {
-            Some(("ts", ts)) => timestamp = Some(ts.to_owned()),
-            Some(("h1", sig)) => signatures.push(decode_hex(sig)?),
-            _ => {}
-        }
-    }
-    let timestamp = timestamp.ok_or(Rejection::MalformedSignature)?;
-    let ts: i64 = timestamp.parse().map_err(|_| Rejection::MalformedSignature)?;
-    if v.now.timestamp() - ts > v.tolerance.unwrap_or(TOLERANCE_SECONDS) {
-        return Err(Rejection::Stale);
-    }
-    let parts: [&[u8]; 3] = [timestamp.as_bytes(), b":", v.body];
-    if signatures.iter().any(|sig| any_matches(v.secrets, &parts, sig)) {
-        Ok(())
-    } else {
-        Err(Rejection::BadSignature)
-    }
+    verify_timestamped(
+        v,
+        &TimestampedScheme {
+            header: "paddle-signature",
+            separator: ';',
+            timestamp_key: "ts",
+            signature_key: "h1",
+            joiner: b":",
+            tolerance: TOLERANCE_SECONDS,
+        },
+    )
 }
 
 fn items(data: &Value) -> Option<Vec<Item>> {

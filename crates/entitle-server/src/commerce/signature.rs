@@ -63,3 +63,40 @@ pub fn sign_hex(secret: &[u8], parts: &[&[u8]]) -> String {
 pub fn sign_base64(secret: &[u8], parts: &[&[u8]]) -> String {
     STANDARD.encode(mac(secret, parts).finalize().into_bytes())
 }
+
+/// Schemes that sign `"{timestamp}{joiner}{body}"` and send the timestamp and hex signatures as
+/// `key=value` pairs in one header: Stripe (`t=…,v1=…`) and Paddle (`ts=…;h1=…`). Several
+/// signatures may be present during a secret rotation; one match is enough.
+pub struct TimestampedScheme {
+    pub header: &'static str,
+    pub separator: char,
+    pub timestamp_key: &'static str,
+    pub signature_key: &'static str,
+    pub joiner: &'static [u8],
+    /// How old a signature may be, in seconds, unless the connection says otherwise.
+    pub tolerance: i64,
+}
+
+pub fn verify_timestamped(v: &super::Verification<'_>, scheme: &TimestampedScheme) -> Result<(), Rejection> {
+    let value = super::header(v.headers, scheme.header).ok_or(Rejection::MissingSignature)?;
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for pair in value.split(scheme.separator) {
+        match pair.trim().split_once('=') {
+            Some((key, ts)) if key == scheme.timestamp_key => timestamp = Some(ts.to_owned()),
+            Some((key, sig)) if key == scheme.signature_key => signatures.push(decode_hex(sig)?),
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or(Rejection::MalformedSignature)?;
+    let signed_at: i64 = timestamp.parse().map_err(|_| Rejection::MalformedSignature)?;
+    if v.now.timestamp() - signed_at > v.tolerance.unwrap_or(scheme.tolerance) {
+        return Err(Rejection::Stale);
+    }
+    let parts: [&[u8]; 3] = [timestamp.as_bytes(), scheme.joiner, v.body];
+    if signatures.iter().any(|sig| any_matches(v.secrets, &parts, sig)) {
+        Ok(())
+    } else {
+        Err(Rejection::BadSignature)
+    }
+}

@@ -6,33 +6,23 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::event::{Change, CommerceEvent, Customer, Item};
-use super::signature::{any_matches, decode_hex, Rejection};
-use super::{header, s, ParseError, Verification};
+use super::signature::{verify_timestamped, Rejection, TimestampedScheme};
+use super::{s, ParseError, Verification};
 
 pub const TOLERANCE_SECONDS: i64 = 300;
 
 pub fn verify(v: &Verification<'_>) -> Result<(), Rejection> {
-    let value = header(v.headers, "stripe-signature").ok_or(Rejection::MissingSignature)?;
-    let mut timestamp = None;
-    let mut signatures = Vec::new();
-    for pair in value.split(',') {
-        match pair.trim().split_once('=') {
-            Some(("t", t)) => timestamp = Some(t.to_owned()),
-            Some(("v1", sig)) => signatures.push(decode_hex(sig)?),
-            _ => {}
-        }
-    }
-    let timestamp = timestamp.ok_or(Rejection::MalformedSignature)?;
-    let t: i64 = timestamp.parse().map_err(|_| Rejection::MalformedSignature)?;
-    if v.now.timestamp() - t > v.tolerance.unwrap_or(TOLERANCE_SECONDS) {
-        return Err(Rejection::Stale);
-    }
-    let parts: [&[u8]; 3] = [timestamp.as_bytes(), b".", v.body];
-    if signatures.iter().any(|sig| any_matches(v.secrets, &parts, sig)) {
-        Ok(())
-    } else {
-        Err(Rejection::BadSignature)
-    }
+    verify_timestamped(
+        v,
+        &TimestampedScheme {
+            header: "stripe-signature",
+            separator: ',',
+            timestamp_key: "t",
+            signature_key: "v1",
+            joiner: b".",
+            tolerance: TOLERANCE_SECONDS,
+        },
+    )
 }
 
 fn unix(value: &Value) -> Option<DateTime<Utc>> {
