@@ -72,3 +72,8 @@ CREATE TABLE commerce_pending (
     event_id       TEXT NOT NULL,
     PRIMARY KEY (connection_id, alias, delivery_id)
 );
+
+-- Provider API access, to complete payloads that lack data (Stripe line items and customer emails,
+-- Paddle customer emails). The base URL is configurable so tests use a local fake.
+ALTER TABLE storefront_connections ADD COLUMN api_key TEXT;
+ALTER TABLE storefront_connections ADD COLUMN api_base_url TEXT;

@@ -72,6 +72,20 @@ pub struct CommerceEvent {
     /// `None`: the event does not say what was bought.
     pub items: Option<Vec<Item>>,
     pub period_end: Option<DateTime<Utc>>,
+    /// Data the payload lacks and the provider's API can give.
+    #[serde(default)]
+    pub lookups: Vec<Lookup>,
+}
+
+/// A question for the provider's API, asked before the event is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lookup {
+    /// A Stripe Checkout Session's line items (its webhook carries none).
+    StripeLineItems { session: String },
+    /// A Stripe customer's email and name (subscriptions carry only the id).
+    StripeCustomer { customer: String },
+    /// A Paddle customer's email and name (Paddle payloads carry none).
+    PaddleCustomer { customer: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +204,7 @@ mod tests {
                 }]
             }),
             period_end: period_end.map(t),
+            lookups: Vec::new(),
         }
     }
 

@@ -67,6 +67,7 @@ fn event_of(entry: &Value) -> Result<CommerceEvent, ParseError> {
         customer: customer_of(d),
         items: None,
         period_end: None,
+        lookups: Vec::new(),
     };
     match event_type.as_str() {
         "order.completed" => {

@@ -140,5 +140,6 @@ pub fn parse(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Vec<Commerc
         customer,
         items,
         period_end: payload.period_end,
+        lookups: Vec::new(),
     }])
 }

@@ -43,6 +43,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
         },
         items: None,
         period_end: None,
+        lookups: Vec::new(),
     };
     let sku_item = |quantity: i64| {
         s(&custom["sku"]).map(|sku| {

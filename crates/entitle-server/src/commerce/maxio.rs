@@ -85,5 +85,6 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
             }]
         }),
         period_end: time(sub("current_period_ends_at")),
+        lookups: Vec::new(),
     }])
 }

@@ -2,6 +2,7 @@
 //! payload is read into [`event::CommerceEvent`]s, which one lifecycle (in `services::commerce`)
 //! applies to entitlements.
 
+pub mod complete;
 pub mod event;
 pub mod fastspring;
 pub mod generic;

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::event::{Change, CommerceEvent, Customer, Item};
+use super::event::{Change, CommerceEvent, Customer, Item, Lookup};
 use super::signature::{verify_timestamped, Rejection, TimestampedScheme};
 use super::{at, s, ParseError, Verification};
 
@@ -68,6 +68,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
         customer: Customer::default(),
         items: None,
         period_end: None,
+        lookups: Vec::new(),
     };
     if event_type.starts_with("subscription.") && event_type != "subscription.imported" {
         let cancelling = d["scheduled_change"]["action"] == "cancel";
@@ -113,6 +114,16 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
         };
         event.order_ref = s(&d["subscription_id"]);
         event.aliases = s(&d["transaction_id"]).into_iter().collect();
+    }
+    if let (
+        Change::Purchase | Change::Renewal | Change::Trial | Change::Active | Change::CancelScheduled,
+        None,
+        Some(customer),
+    ) = (event.change, &event.customer.email, &event.customer.reference)
+    {
+        event.lookups.push(Lookup::PaddleCustomer {
+            customer: customer.clone(),
+        });
     }
     Ok(vec![event])
 }

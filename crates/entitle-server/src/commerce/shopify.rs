@@ -39,6 +39,7 @@ pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Vec<CommerceEvent>, Par
         customer: Customer::default(),
         items: None,
         period_end: None,
+        lookups: Vec::new(),
     };
     match topic {
         "orders/paid" | "orders/create" | "orders/cancelled" => {

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::event::{Change, CommerceEvent, Customer, Item};
+use super::event::{Change, CommerceEvent, Customer, Item, Lookup};
 use super::signature::{verify_timestamped, Rejection, TimestampedScheme};
 use super::{s, ParseError, Verification};
 
@@ -85,6 +85,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
         customer: Customer::default(),
         items: None,
         period_end: None,
+        lookups: Vec::new(),
     };
     match event_type.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
@@ -165,6 +166,18 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
             event.aliases = ids(&[&o["charge"], &o["payment_intent"]]);
         }
         _ => {}
+    }
+    if event.change != Change::Ignored {
+        if event.items.is_none() && event_type.starts_with("checkout.session") {
+            if let Some(session) = s(&o["id"]) {
+                event.lookups.push(Lookup::StripeLineItems { session });
+            }
+        }
+        if let (None, Some(customer)) = (&event.customer.email, &event.customer.reference) {
+            event.lookups.push(Lookup::StripeCustomer {
+                customer: customer.clone(),
+            });
+        }
     }
     Ok(vec![event])
 }

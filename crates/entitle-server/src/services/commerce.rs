@@ -32,6 +32,9 @@ pub struct ConnectionView {
     /// How many signing secrets are active (several during a rotation).
     pub secret_count: usize,
     pub tolerance_seconds: Option<i64>,
+    /// Whether an API key is set (payloads that lack data are completed through the provider's API).
+    pub api_configured: bool,
+    pub api_base_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -44,6 +47,8 @@ fn view(c: &Connection, settings: &MailSettings) -> ConnectionView {
         webhook_url: format!("{}/commerce/v1/{}", settings.public_url, c.id),
         secret_count: c.secrets.len(),
         tolerance_seconds: c.tolerance_seconds,
+        api_configured: c.api_key.is_some(),
+        api_base_url: c.api_base_url.clone(),
         created_at: c.created_at,
         updated_at: c.updated_at,
     }
@@ -58,6 +63,11 @@ pub struct NewConnection {
     pub secrets: Vec<String>,
     /// Overrides the provider's timestamp tolerance, in seconds (Stripe 300, Paddle 5).
     pub tolerance_seconds: Option<i64>,
+    /// A read-only API key (Stripe restricted key, Paddle API key) to complete payloads that lack
+    /// data: Stripe Checkout line items, Stripe and Paddle customer emails. Never shown again.
+    pub api_key: Option<String>,
+    /// The provider's API base URL, if not the public one (a proxy, or a test double).
+    pub api_base_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -67,6 +77,8 @@ pub struct ConnectionPatch {
     /// Replaces the secrets (to rotate: send the old and the new, later only the new).
     pub secrets: Option<Vec<String>>,
     pub tolerance_seconds: Option<i64>,
+    pub api_key: Option<String>,
+    pub api_base_url: Option<String>,
 }
 
 fn check_secrets(secrets: &[String]) -> Result<(), RuleViolation> {
@@ -93,6 +105,8 @@ pub async fn create_connection(
         name: input.name.to_string(),
         secrets: input.secrets,
         tolerance_seconds: input.tolerance_seconds,
+        api_key: input.api_key,
+        api_base_url: input.api_base_url,
         created_at: ctx.now,
         updated_at: ctx.now,
     };
@@ -163,12 +177,18 @@ pub async fn update_connection(
     let rotated = patch.secrets.is_some();
     connection.secrets = patch.secrets.unwrap_or(connection.secrets);
     connection.tolerance_seconds = patch.tolerance_seconds.or(connection.tolerance_seconds);
+    let api_key_changed = patch.api_key.is_some();
+    connection.api_key = patch.api_key.or(connection.api_key);
+    connection.api_base_url = patch.api_base_url.or(connection.api_base_url);
     connection.updated_at = ctx.now;
     db::update_connection(&mut tx, &connection).await?;
     let after = view(&connection, settings);
     let mut summary = super::changes(&before, &after);
     if rotated {
         summary["secrets"] = serde_json::json!("replaced");
+    }
+    if api_key_changed {
+        summary["api_key"] = serde_json::json!("replaced");
     }
     record(
         &mut tx,
@@ -433,9 +453,12 @@ pub async fn receive(
     let batch = events.len() > 1;
     let mut deliveries = Vec::with_capacity(events.len());
     let mut unprocessed = Vec::new();
-    for event in events {
+    for mut event in events {
         let event_id = event.event_id.clone();
-        let record = delivery_record(&connection, kept.clone(), body, now);
+        let mut record = delivery_record(&connection, kept.clone(), body, now);
+        if let Err(problem) = complete(&connection, provider, &mut event).await {
+            record.detail = Some(problem);
+        }
         match apply(store, settings, &connection, event, record, now).await {
             Ok(delivery) => deliveries.push(delivery),
             // In a batch, one event's failure must not cost the others their acknowledgement.
@@ -449,6 +472,26 @@ pub async fn receive(
     Ok(Receipt {
         deliveries,
         unprocessed,
+    })
+}
+
+/// Asks the provider's API for what the event lacks, when the connection has an API key.
+async fn complete(connection: &Connection, provider: Provider, event: &mut CommerceEvent) -> Result<(), String> {
+    let Some(key) = connection.api_key.as_deref() else {
+        event.lookups.clear();
+        return Ok(());
+    };
+    if event.lookups.is_empty() {
+        return Ok(());
+    }
+    let access = crate::commerce::complete::ApiAccess {
+        provider,
+        key,
+        base_url: connection.api_base_url.as_deref(),
+    };
+    crate::commerce::complete::complete(event, &access).await.map_err(|e| {
+        tracing::warn!(connection = %connection.id, error = %e, "completing a storefront event failed");
+        format!("the provider's API could not complete the event: {e}")
     })
 }
 
@@ -471,9 +514,12 @@ pub async fn replay(store: &Store, ctx: &Ctx, settings: &MailSettings, id: &str)
         .parse_delivery(&headers, stored.body.as_bytes())
         .map_err(|e| RuleViolation::new("unreadable", e.to_string()))?;
     let mut deliveries = Vec::new();
-    for event in events {
+    for mut event in events {
         let mut record = delivery_record(&connection, stored.headers.clone(), stored.body.as_bytes(), ctx.now);
         record.detail = Some(format!("replay of {}", stored.id));
+        if let Err(problem) = complete(&connection, provider, &mut event).await {
+            record.detail = Some(format!("replay of {}; {problem}", stored.id));
+        }
         let applied = apply(store, settings, &connection, event, record, ctx.now)
             .await
             .map_err(|e| match e {
@@ -564,7 +610,10 @@ async fn apply(
                 Unapplied::Incomplete(detail) => ("incomplete", detail),
             };
             record.outcome = outcome.into();
-            record.detail = Some(detail);
+            record.detail = Some(match record.detail.take() {
+                Some(earlier) => format!("{detail} ({earlier})"),
+                None => detail,
+            });
         }
     }
     db::insert_delivery(&mut tx, &record).await?;

@@ -17,11 +17,15 @@ pub struct Connection {
     pub name: String,
     pub secrets: Vec<String>,
     pub tolerance_seconds: Option<i64>,
+    /// For completing payloads through the provider's API.
+    pub api_key: Option<String>,
+    pub api_base_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const CONNECTION_COLUMNS: &str = "id, tenant_id, provider, name, secrets, tolerance_seconds, created_at, updated_at";
+const CONNECTION_COLUMNS: &str =
+    "id, tenant_id, provider, name, secrets, tolerance_seconds, api_key, api_base_url, created_at, updated_at";
 
 fn connection(row: &AnyRow) -> StoreResult<Connection> {
     Ok(Connection {
@@ -31,6 +35,8 @@ fn connection(row: &AnyRow) -> StoreResult<Connection> {
         name: row.text("name")?,
         secrets: row.parsed("secrets", |s| serde_json::from_str(s))?,
         tolerance_seconds: row.opt_int("tolerance_seconds")?,
+        api_key: row.opt_text("api_key")?,
+        api_base_url: row.opt_text("api_base_url")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
@@ -38,8 +44,9 @@ fn connection(row: &AnyRow) -> StoreResult<Connection> {
 
 pub async fn insert_connection(conn: &mut AnyConnection, c: &Connection) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO storefront_connections (id, tenant_id, provider, name, secrets, tolerance_seconds, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO storefront_connections (id, tenant_id, provider, name, secrets, tolerance_seconds, created_at, updated_at,
+            api_key, api_base_url)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&c.id)
     .bind(&c.tenant_id)
@@ -49,6 +56,8 @@ pub async fn insert_connection(conn: &mut AnyConnection, c: &Connection) -> Stor
     .bind(c.tolerance_seconds)
     .bind(millis(c.created_at))
     .bind(millis(c.updated_at))
+    .bind(c.api_key.as_deref())
+    .bind(c.api_base_url.as_deref())
     .execute(conn)
     .await?;
     Ok(())
@@ -56,7 +65,8 @@ pub async fn insert_connection(conn: &mut AnyConnection, c: &Connection) -> Stor
 
 pub async fn update_connection(conn: &mut AnyConnection, c: &Connection) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE storefront_connections SET name = $3, secrets = $4, tolerance_seconds = $5, updated_at = $6
+        "UPDATE storefront_connections SET name = $3, secrets = $4, tolerance_seconds = $5, updated_at = $6,
+            api_key = $7, api_base_url = $8
          WHERE tenant_id = $1 AND id = $2",
     )
     .bind(&c.tenant_id)
@@ -65,6 +75,8 @@ pub async fn update_connection(conn: &mut AnyConnection, c: &Connection) -> Stor
     .bind(serde_json::Value::from(c.secrets.clone()).to_string())
     .bind(c.tolerance_seconds)
     .bind(millis(c.updated_at))
+    .bind(c.api_key.as_deref())
+    .bind(c.api_base_url.as_deref())
     .execute(conn)
     .await?;
     Ok(())

@@ -515,3 +515,101 @@ backend_test! {
         assert_eq!(customer["name"], "Ada Byron");
     }
 }
+
+/// A local stand-in for Stripe's and Paddle's APIs: the tests never reach the internet.
+async fn fake_provider_api() -> String {
+    use axum::extract::Path;
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+    fn authorised(headers: &HeaderMap) -> bool {
+        headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer rk_test_fake")
+    }
+    let app = axum::Router::new()
+        .route(
+            "/v1/checkout/sessions/{id}/line_items",
+            get(|Path(id): Path<String>, headers: HeaderMap| async move {
+                if !authorised(&headers) {
+                    return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({}))).into_response();
+                }
+                axum::Json(json!({"object": "list", "data": [{"id": format!("li_{id}"), "quantity": 4,
+                    "price": {"id": "price_pro_monthly", "product": "prod_1"}}]})).into_response()
+            }),
+        )
+        .route(
+            "/v1/customers/{id}",
+            get(|Path(id): Path<String>, headers: HeaderMap| async move {
+                if !authorised(&headers) {
+                    return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({}))).into_response();
+                }
+                axum::Json(json!({"id": id, "object": "customer", "email": "stripe.buyer@example.com", "name": "Stripe Buyer"})).into_response()
+            }),
+        )
+        .route(
+            "/customers/{id}",
+            get(|Path(id): Path<String>, headers: HeaderMap| async move {
+                if !authorised(&headers) {
+                    return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({}))).into_response();
+                }
+                axum::Json(json!({"data": {"id": id, "email": "paddle.buyer@example.com", "name": "Paddle Buyer"}})).into_response()
+            }),
+        );
+    use axum::response::IntoResponse;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+backend_test! {
+    async fn payloads_that_lack_data_are_completed_from_the_provider_api(app) {
+        let t = app.tenant("Acme").await;
+        seed_catalogue(app, &t.key).await;
+        let api = fake_provider_api().await;
+        let stripe = app.create(&t.key, "/api/v1/storefront-connections", json!({"provider": "stripe", "name": "Stripe",
+            "secrets": [SECRET], "api_key": "rk_test_fake", "api_base_url": api})).await;
+        assert_eq!(stripe["api_configured"], true);
+        assert!(stripe.get("api_key").is_none(), "the API key is never shown");
+        let stripe = stripe["id"].as_str().unwrap().to_owned();
+        mappings(app, &t.key, &stripe, "stripe").await;
+        // A one-time Checkout payment: no line items in the webhook, no metadata.
+        let session = json!({"id": "evt_cs_1", "type": "checkout.session.completed", "created": Utc::now().timestamp(),
+            "data": {"object": {"id": "cs_1", "mode": "payment", "payment_status": "paid", "metadata": {},
+                "customer_details": {"email": "checkout@example.com"}}}});
+        let (status, receipt) = deliver(app, &stripe, "stripe", "evt_cs_1", &session).await;
+        assert_eq!(status, StatusCode::OK, "{receipt}");
+        let e = order_entitlement(app, &t.key, "cs_1").await.expect("line items fetched from the API");
+        assert_eq!((e["sku"].clone(), e["quantity"].clone()), (json!("PRO-M"), json!(4)));
+        // A subscription created outside Checkout: only a customer id.
+        let sub = json!({"id": "evt_sub_9", "type": "customer.subscription.created", "created": Utc::now().timestamp(),
+            "data": {"object": {"id": "sub_9", "customer": "cus_9", "status": "active", "metadata": {},
+                "items": {"data": [{"price": {"id": "price_pro_monthly"}, "quantity": 1,
+                    "current_period_end": (Utc::now() + Duration::days(30)).timestamp()}]}}}});
+        deliver(app, &stripe, "stripe", "evt_sub_9", &sub).await;
+        let e = order_entitlement(app, &t.key, "sub_9").await.expect("customer email fetched from the API");
+        let customer = app.fetch(&t.key, &format!("/api/v1/customers/{}", e["customer_id"].as_str().unwrap())).await;
+        assert_eq!(customer["email"], "stripe.buyer@example.com");
+
+        let paddle = app.create(&t.key, "/api/v1/storefront-connections", json!({"provider": "paddle", "name": "Paddle",
+            "secrets": [SECRET], "api_key": "rk_test_fake", "api_base_url": api})).await["id"].as_str().unwrap().to_owned();
+        mappings(app, &t.key, &paddle, "paddle").await;
+        let created = json!({"event_id": "evt_p_1", "event_type": "subscription.created", "occurred_at": Utc::now().to_rfc3339(),
+            "data": {"id": "sub_p_1", "status": "active", "customer_id": "ctm_1",
+                "items": [{"price": {"id": "pri_pro_monthly"}, "quantity": 1}],
+                "current_billing_period": {"ends_at": (Utc::now() + Duration::days(30)).to_rfc3339()}}});
+        deliver(app, &paddle, "paddle", "evt_p_1", &created).await;
+        let e = order_entitlement(app, &t.key, "sub_p_1").await.expect("Paddle customer email fetched");
+        let customer = app.fetch(&t.key, &format!("/api/v1/customers/{}", e["customer_id"].as_str().unwrap())).await;
+        assert_eq!(customer["email"], "paddle.buyer@example.com");
+
+        // A wrong key: the event is kept as incomplete, with the reason, not guessed.
+        let wrong = app.create(&t.key, "/api/v1/storefront-connections", json!({"provider": "paddle", "name": "Paddle 2",
+            "secrets": [SECRET], "api_key": "rk_wrong", "api_base_url": api})).await["id"].as_str().unwrap().to_owned();
+        mappings(app, &t.key, &wrong, "paddle").await;
+        let mut other = created.clone();
+        other["event_id"] = json!("evt_p_2");
+        other["data"]["id"] = json!("sub_p_2");
+        let (_, receipt) = deliver(app, &wrong, "paddle", "evt_p_2", &other).await;
+        assert_eq!(receipt["deliveries"][0]["outcome"], "incomplete");
+        assert!(receipt["deliveries"][0]["detail"].as_str().unwrap().contains("401"), "{receipt}");
+    }
+}
