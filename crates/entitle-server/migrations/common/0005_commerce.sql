@@ -77,3 +77,6 @@ CREATE TABLE commerce_pending (
 -- Paddle customer emails). The base URL is configurable so tests use a local fake.
 ALTER TABLE storefront_connections ADD COLUMN api_key TEXT;
 ALTER TABLE storefront_connections ADD COLUMN api_base_url TEXT;
+
+-- Zuora callouts carry whatever signature header the callout template names.
+ALTER TABLE storefront_connections ADD COLUMN signature_header TEXT;

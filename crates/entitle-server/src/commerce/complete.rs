@@ -10,6 +10,7 @@ use super::{s, Provider};
 
 pub const STRIPE_API: &str = "https://api.stripe.com";
 pub const PADDLE_API: &str = "https://api.paddle.com";
+pub const ZUORA_API: &str = "https://rest.zuora.com";
 
 /// What the connection needs to ask its provider.
 pub struct ApiAccess<'a> {
@@ -77,6 +78,22 @@ pub async fn complete(event: &mut CommerceEvent, api: &ApiAccess<'_>) -> Result<
                 let answer = get(&client, &format!("{base}/customers/{customer}"), api.key).await?;
                 event.customer.email = event.customer.email.take().or_else(|| s(&answer["data"]["email"]));
                 event.customer.name = event.customer.name.take().or_else(|| s(&answer["data"]["name"]));
+            }
+            (Provider::Zuora, Lookup::ZuoraAccount { account }) => {
+                let base = api.base_url.unwrap_or(ZUORA_API).trim_end_matches('/');
+                let answer = get(&client, &format!("{base}/v1/accounts/{account}"), api.key).await?;
+                let contact = &answer["billToContact"];
+                event.customer.email = event.customer.email.take().or_else(|| s(&contact["workEmail"]));
+                let name = format!(
+                    "{} {}",
+                    s(&contact["firstName"]).unwrap_or_default(),
+                    s(&contact["lastName"]).unwrap_or_default()
+                );
+                event.customer.name = event
+                    .customer
+                    .name
+                    .take()
+                    .or_else(|| Some(name.trim().to_owned()).filter(|n| !n.is_empty()));
             }
             _ => {}
         }

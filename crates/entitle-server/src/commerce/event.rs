@@ -86,6 +86,8 @@ pub enum Lookup {
     StripeCustomer { customer: String },
     /// A Paddle customer's email and name (Paddle payloads carry none).
     PaddleCustomer { customer: String },
+    /// A Zuora account's bill-to contact (callouts carry what the template gives).
+    ZuoraAccount { account: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ pub mod paddle;
 pub mod shopify;
 pub mod signature;
 pub mod stripe;
+pub mod zuora;
 
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
@@ -33,6 +34,8 @@ pub enum Provider {
     FastSpring,
     /// Maxio Advanced Billing, formerly Chargify.
     Maxio,
+    /// Zuora callout notifications (HMAC header or basic authentication).
+    Zuora,
     /// Any other storefront or your own back end (Standard Webhooks signatures).
     Generic,
 }
@@ -46,6 +49,7 @@ impl Provider {
             Provider::Shopify => "shopify",
             Provider::FastSpring => "fastspring",
             Provider::Maxio => "maxio",
+            Provider::Zuora => "zuora",
             Provider::Generic => "generic",
         }
     }
@@ -58,6 +62,7 @@ impl Provider {
             "shopify" => Some(Provider::Shopify),
             "fastspring" => Some(Provider::FastSpring),
             "maxio" | "chargify" => Some(Provider::Maxio),
+            "zuora" => Some(Provider::Zuora),
             "generic" => Some(Provider::Generic),
             _ => None,
         }
@@ -71,6 +76,7 @@ impl Provider {
             Provider::Shopify => shopify::verify(v),
             Provider::FastSpring => fastspring::verify(v),
             Provider::Maxio => maxio::verify(v),
+            Provider::Zuora => zuora::verify(v, v.signature_header),
             Provider::Generic => generic::verify(v),
         }
     }
@@ -83,6 +89,7 @@ impl Provider {
             Provider::Shopify => shopify::parse(headers, body),
             Provider::FastSpring => fastspring::parse(body),
             Provider::Maxio => maxio::parse(body),
+            Provider::Zuora => zuora::parse(headers, body),
             Provider::Generic => generic::parse(headers, body),
         }
     }
@@ -95,6 +102,7 @@ impl Provider {
             Provider::LemonSqueezy => &["x-signature", "x-event-name"],
             Provider::FastSpring => &["x-fs-signature"],
             Provider::Maxio => &["x-chargify-webhook-signature-hmac-sha-256", "x-chargify-webhook-id"],
+            Provider::Zuora => &["zuora-notification-id", "zuora-request-id"],
             Provider::Shopify => &[
                 "x-shopify-hmac-sha256",
                 "x-shopify-topic",
@@ -115,6 +123,8 @@ pub struct Verification<'a> {
     pub now: DateTime<Utc>,
     /// Overrides the provider's timestamp tolerance (seconds).
     pub tolerance: Option<i64>,
+    /// The header a configurable scheme (Zuora) signs into.
+    pub signature_header: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -56,6 +56,7 @@ fn paddle_known_answer_vectors_verify() {
             secrets: &secrets,
             now: at(ts + 2),
             tolerance: None,
+            signature_header: None,
         };
         assert_eq!(Provider::Paddle.verify(&v), Ok(()), "{file}");
         let late = Verification { now: at(ts + 60), ..v };
@@ -72,6 +73,7 @@ fn paddle_known_answer_vectors_verify() {
             headers: &h,
             secrets: &secrets,
             tolerance: None,
+            signature_header: None,
         };
         assert_eq!(Provider::Paddle.verify(&forged), Err(Rejection::BadSignature));
         let wrong = vec!["not-the-secret".to_owned()];
@@ -81,6 +83,7 @@ fn paddle_known_answer_vectors_verify() {
             now: at(ts),
             headers: &h,
             tolerance: None,
+            signature_header: None,
         };
         assert_eq!(Provider::Paddle.verify(&unknown), Err(Rejection::BadSignature));
     }
@@ -100,6 +103,7 @@ fn stripe_signatures_follow_the_documented_scheme() {
         secrets: &secrets,
         now: at(t + 100),
         tolerance: None,
+        signature_header: None,
     };
     assert_eq!(Provider::Stripe.verify(&v), Ok(()), "any v1 may match (secret rolling)");
     assert_eq!(
@@ -113,6 +117,7 @@ fn stripe_signatures_follow_the_documented_scheme() {
         secrets: &secrets,
         now: at(t),
         tolerance: None,
+        signature_header: None,
     };
     assert_eq!(
         Provider::Stripe.verify(&v2),
@@ -126,6 +131,7 @@ fn stripe_signatures_follow_the_documented_scheme() {
         secrets: &secrets,
         now: at(t),
         tolerance: None,
+        signature_header: None,
     };
     assert_eq!(Provider::Stripe.verify(&v3), Err(Rejection::MissingSignature));
 }
@@ -147,6 +153,7 @@ fn generic_signatures_are_standard_webhooks() {
         secrets: &secrets,
         now: at(1_767_225_700),
         tolerance: None,
+        signature_header: None,
     };
     assert_eq!(Provider::Generic.verify(&v), Ok(()));
     assert_eq!(
@@ -261,6 +268,7 @@ fn lemon_squeezy_and_shopify_sign_the_raw_body() {
         secrets: &secrets,
         now: at(0),
         tolerance: None,
+        signature_header: None,
     };
     assert_eq!(Provider::LemonSqueezy.verify(&v), Ok(()));
     let other = headers(&[("x-signature", sign_hex(b"wrong", &[&body]))]);
@@ -282,6 +290,7 @@ fn lemon_squeezy_and_shopify_sign_the_raw_body() {
         secrets: &secrets,
         now: at(0),
         tolerance: None,
+        signature_header: None,
     };
     assert_eq!(Provider::Shopify.verify(&v), Ok(()));
     let e = &Provider::Shopify.parse_delivery(&h, &order).unwrap()[0];
@@ -359,6 +368,7 @@ fn fastspring_batches_and_maxio_forms_are_read() {
         secrets: &secrets,
         now: at(0),
         tolerance: None,
+        signature_header: None,
     };
     assert_eq!(Provider::FastSpring.verify(&v), Ok(()));
     let events = Provider::FastSpring.parse_delivery(&h, &body).unwrap();
@@ -396,8 +406,61 @@ fn fastspring_batches_and_maxio_forms_are_read() {
             body: &form,
             secrets: &keys,
             now: at(0),
-            tolerance: None
+            tolerance: None,
+            signature_header: None,
         }),
         Ok(())
     );
+}
+
+#[test]
+fn zuora_callouts_accept_a_configured_hmac_header_or_basic_auth() {
+    let body = br#"{"event":"CreateSubscription","timestamp":"2026-05-01T12:00:00Z","subscription":"A-S0001","account":"8a8a","email":"z@example.com","rate_plan":"rp_pro","quantity":"2.0","term_end":"2027-05-01","status":"Active"}"#;
+    let secrets = vec!["zuora-hmac-key".to_owned(), "basic:zuora:s3cret".to_owned()];
+    let signed = super::signature::sign_base64(b"zuora-hmac-key", &[body]);
+    let h = headers(&[("x-entitle-hmac", signed), ("zuora-notification-id", "n-1".into())]);
+    let v = Verification {
+        headers: &h,
+        body,
+        secrets: &secrets,
+        now: at(0),
+        tolerance: None,
+        signature_header: Some("x-entitle-hmac"),
+    };
+    assert_eq!(Provider::Zuora.verify(&v), Ok(()));
+    let default_header = Verification {
+        signature_header: None,
+        ..v
+    };
+    assert_eq!(
+        Provider::Zuora.verify(&default_header),
+        Err(Rejection::MissingSignature)
+    );
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode("zuora:s3cret");
+    let h = headers(&[
+        ("authorization", format!("Basic {basic}")),
+        ("zuora-notification-id", "n-1".into()),
+    ]);
+    let v = Verification {
+        headers: &h,
+        body,
+        secrets: &secrets,
+        now: at(0),
+        tolerance: None,
+        signature_header: None,
+    };
+    assert_eq!(Provider::Zuora.verify(&v), Ok(()));
+    let wrong = base64::engine::general_purpose::STANDARD.encode("zuora:guess");
+    let h2 = headers(&[("authorization", format!("Basic {wrong}"))]);
+    assert_eq!(
+        Provider::Zuora.verify(&Verification { headers: &h2, ..v }),
+        Err(Rejection::BadSignature)
+    );
+    let e = &Provider::Zuora.parse_delivery(&h, body).unwrap()[0];
+    assert_eq!(e.event_id, "n-1");
+    assert_eq!(e.change, Change::Purchase);
+    assert_eq!(e.order_ref.as_deref(), Some("A-S0001"));
+    assert_eq!(e.items.as_ref().unwrap()[0].quantity, 2);
+    assert!(e.period_end.is_some());
 }

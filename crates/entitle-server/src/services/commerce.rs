@@ -35,6 +35,8 @@ pub struct ConnectionView {
     /// Whether an API key is set (payloads that lack data are completed through the provider's API).
     pub api_configured: bool,
     pub api_base_url: Option<String>,
+    /// Zuora: the header the callout template signs into.
+    pub signature_header: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -49,6 +51,7 @@ fn view(c: &Connection, settings: &MailSettings) -> ConnectionView {
         tolerance_seconds: c.tolerance_seconds,
         api_configured: c.api_key.is_some(),
         api_base_url: c.api_base_url.clone(),
+        signature_header: c.signature_header.clone(),
         created_at: c.created_at,
         updated_at: c.updated_at,
     }
@@ -68,6 +71,8 @@ pub struct NewConnection {
     pub api_key: Option<String>,
     /// The provider's API base URL, if not the public one (a proxy, or a test double).
     pub api_base_url: Option<String>,
+    /// Zuora: the header your callout template puts the HMAC in (default `X-Zuora-Signature`).
+    pub signature_header: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -79,6 +84,7 @@ pub struct ConnectionPatch {
     pub tolerance_seconds: Option<i64>,
     pub api_key: Option<String>,
     pub api_base_url: Option<String>,
+    pub signature_header: Option<String>,
 }
 
 fn check_secrets(secrets: &[String]) -> Result<(), RuleViolation> {
@@ -107,6 +113,7 @@ pub async fn create_connection(
         tolerance_seconds: input.tolerance_seconds,
         api_key: input.api_key,
         api_base_url: input.api_base_url,
+        signature_header: input.signature_header.map(|h| h.to_lowercase()),
         created_at: ctx.now,
         updated_at: ctx.now,
     };
@@ -180,6 +187,10 @@ pub async fn update_connection(
     let api_key_changed = patch.api_key.is_some();
     connection.api_key = patch.api_key.or(connection.api_key);
     connection.api_base_url = patch.api_base_url.or(connection.api_base_url);
+    connection.signature_header = patch
+        .signature_header
+        .map(|h| h.to_lowercase())
+        .or(connection.signature_header);
     connection.updated_at = ctx.now;
     db::update_connection(&mut tx, &connection).await?;
     let after = view(&connection, settings);
@@ -431,6 +442,7 @@ pub async fn receive(
         secrets: &connection.secrets,
         now,
         tolerance: connection.tolerance_seconds,
+        signature_header: connection.signature_header.as_deref(),
     };
     let kept = kept_headers(provider, headers);
     if let Err(rejection) = provider.verify(&verification) {

@@ -20,12 +20,14 @@ pub struct Connection {
     /// For completing payloads through the provider's API.
     pub api_key: Option<String>,
     pub api_base_url: Option<String>,
+    /// The header a configurable scheme (Zuora) carries its signature in.
+    pub signature_header: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const CONNECTION_COLUMNS: &str =
-    "id, tenant_id, provider, name, secrets, tolerance_seconds, api_key, api_base_url, created_at, updated_at";
+    "id, tenant_id, provider, name, secrets, tolerance_seconds, api_key, api_base_url, signature_header, created_at, updated_at";
 
 fn connection(row: &AnyRow) -> StoreResult<Connection> {
     Ok(Connection {
@@ -37,6 +39,7 @@ fn connection(row: &AnyRow) -> StoreResult<Connection> {
         tolerance_seconds: row.opt_int("tolerance_seconds")?,
         api_key: row.opt_text("api_key")?,
         api_base_url: row.opt_text("api_base_url")?,
+        signature_header: row.opt_text("signature_header")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
@@ -45,8 +48,8 @@ fn connection(row: &AnyRow) -> StoreResult<Connection> {
 pub async fn insert_connection(conn: &mut AnyConnection, c: &Connection) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO storefront_connections (id, tenant_id, provider, name, secrets, tolerance_seconds, created_at, updated_at,
-            api_key, api_base_url)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            api_key, api_base_url, signature_header)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&c.id)
     .bind(&c.tenant_id)
@@ -58,6 +61,7 @@ pub async fn insert_connection(conn: &mut AnyConnection, c: &Connection) -> Stor
     .bind(millis(c.updated_at))
     .bind(c.api_key.as_deref())
     .bind(c.api_base_url.as_deref())
+    .bind(c.signature_header.as_deref())
     .execute(conn)
     .await?;
     Ok(())
@@ -66,7 +70,7 @@ pub async fn insert_connection(conn: &mut AnyConnection, c: &Connection) -> Stor
 pub async fn update_connection(conn: &mut AnyConnection, c: &Connection) -> StoreResult<()> {
     sqlx::query(
         "UPDATE storefront_connections SET name = $3, secrets = $4, tolerance_seconds = $5, updated_at = $6,
-            api_key = $7, api_base_url = $8
+            api_key = $7, api_base_url = $8, signature_header = $9
          WHERE tenant_id = $1 AND id = $2",
     )
     .bind(&c.tenant_id)
@@ -77,6 +81,7 @@ pub async fn update_connection(conn: &mut AnyConnection, c: &Connection) -> Stor
     .bind(millis(c.updated_at))
     .bind(c.api_key.as_deref())
     .bind(c.api_base_url.as_deref())
+    .bind(c.signature_header.as_deref())
     .execute(conn)
     .await?;
     Ok(())

@@ -545,6 +545,16 @@ async fn fake_provider_api() -> String {
             }),
         )
         .route(
+            "/v1/accounts/{id}",
+            get(|Path(id): Path<String>, headers: HeaderMap| async move {
+                if !authorised(&headers) {
+                    return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({}))).into_response();
+                }
+                axum::Json(json!({"basicInfo": {"id": id}, "billToContact": {"workEmail": "zuora.buyer@example.com",
+                    "firstName": "Zed", "lastName": "Uora"}})).into_response()
+            }),
+        )
+        .route(
             "/customers/{id}",
             get(|Path(id): Path<String>, headers: HeaderMap| async move {
                 if !authorised(&headers) {
@@ -600,6 +610,23 @@ backend_test! {
         let e = order_entitlement(app, &t.key, "sub_p_1").await.expect("Paddle customer email fetched");
         let customer = app.fetch(&t.key, &format!("/api/v1/customers/{}", e["customer_id"].as_str().unwrap())).await;
         assert_eq!(customer["email"], "paddle.buyer@example.com");
+
+        // Zuora: the callout template signs into a header of the vendor's choice and carries ids only.
+        let zuora = app.create(&t.key, "/api/v1/storefront-connections", json!({"provider": "zuora", "name": "Zuora",
+            "secrets": [SECRET], "api_key": "rk_test_fake", "api_base_url": api, "signature_header": "X-Entitle-HMAC"})).await;
+        let zuora = zuora["id"].as_str().unwrap().to_owned();
+        app.create(&t.key, "/api/v1/storefront-mappings", json!({"connection_id": zuora, "provider_ref": "rp_pro", "sku": "PRO-P"})).await;
+        let callout = serde_json::to_vec(&json!({"event": "CreateSubscription", "timestamp": Utc::now().to_rfc3339(),
+            "subscription": "A-S00000042", "account": "8a8a0001", "rate_plan": "rp_pro", "quantity": "1",
+            "status": "Active"})).unwrap();
+        let response = app.client.post(format!("{}/commerce/v1/{zuora}", app.base))
+            .header("zuora-notification-id", "zn-1")
+            .header("x-entitle-hmac", entitle_server::commerce::signature::sign_base64(SECRET.as_bytes(), &[&callout]))
+            .body(callout).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let e = order_entitlement(app, &t.key, "A-S00000042").await.expect("a Zuora entitlement");
+        let customer = app.fetch(&t.key, &format!("/api/v1/customers/{}", e["customer_id"].as_str().unwrap())).await;
+        assert_eq!(customer["email"], "zuora.buyer@example.com", "completed through Zuora's API");
 
         // A wrong key: the event is kept as incomplete, with the reason, not guessed.
         let wrong = app.create(&t.key, "/api/v1/storefront-connections", json!({"provider": "paddle", "name": "Paddle 2",
