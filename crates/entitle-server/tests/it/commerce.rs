@@ -28,7 +28,11 @@ async fn connection(app: &TestApp, key: &str, provider: &str) -> String {
 
 /// Signs and posts a delivery the way `provider` would.
 async fn deliver(app: &TestApp, connection: &str, provider: &str, id: &str, body: &Value) -> (StatusCode, Value) {
-    let bytes = serde_json::to_vec(body).unwrap();
+    // Maxio posts forms: its test bodies are the form text.
+    let bytes = match body.as_str() {
+        Some(form) => form.as_bytes().to_vec(),
+        None => serde_json::to_vec(body).unwrap(),
+    };
     let now = Utc::now().timestamp();
     let mut request = app
         .client
@@ -50,6 +54,20 @@ async fn deliver(app: &TestApp, connection: &str, provider: &str, id: &str, body
             ),
         ),
         "lemon_squeezy" => request.header("x-signature", sign_hex(SECRET.as_bytes(), &[&bytes])),
+        "fastspring" => request.header(
+            "x-fs-signature",
+            entitle_server::commerce::signature::sign_base64(SECRET.as_bytes(), &[&bytes]),
+        ),
+        "maxio" => request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "x-chargify-webhook-signature-hmac-sha-256",
+                sign_hex(SECRET.as_bytes(), &[&bytes]),
+            ),
+        "zuora" => request.header("zuora-notification-id", id).header(
+            "x-zuora-signature",
+            entitle_server::commerce::signature::sign_base64(SECRET.as_bytes(), &[&bytes]),
+        ),
         "shopify" => request
             .header(
                 "x-shopify-hmac-sha256",
@@ -263,6 +281,85 @@ fn history(provider: &str, order: &str, base: DateTime<Utc>) -> Vec<(String, Val
                 sub(5, 58, "subscription.canceled", "canceled", "pri_pro_perpetual", 3, 60),
             ]
         }
+        "fastspring" => {
+            let batch = |n: u32, kind: &str, day: i64, data: Value| {
+                (
+                    id(n),
+                    json!({"events": [{"id": id(n), "type": kind, "created": t(day).timestamp_millis() + n as i64, "data": data}]}),
+                )
+            };
+            let sub = |state: &str, product: &str, quantity: i64, next: i64| json!({"id": order, "state": state, "product": product, "quantity": quantity, "next": t(next).timestamp_millis()});
+            vec![
+                batch(
+                    1,
+                    "order.completed",
+                    0,
+                    json!({"id": format!("fso-{order}"), "completed": true,
+                    "customer": {"first": "Buy", "last": "Er", "email": "buyer@shop.example"},
+                    "items": [{"product": "fs_monthly", "quantity": 1, "subscription": order}]}),
+                ),
+                batch(2, "subscription.activated", 0, sub("active", "fs_monthly", 1, 30)),
+                batch(
+                    3,
+                    "subscription.charge.completed",
+                    30,
+                    json!({"subscription": {"id": order, "next": t(60).timestamp_millis()}}),
+                ),
+                batch(4, "subscription.updated", 35, sub("active", "fs_perpetual", 3, 60)),
+                batch(
+                    5,
+                    "subscription.payment.overdue",
+                    50,
+                    sub("overdue", "fs_perpetual", 3, 60),
+                ),
+                batch(
+                    6,
+                    "subscription.deactivated",
+                    58,
+                    sub("deactivated", "fs_perpetual", 3, 60),
+                ),
+            ]
+        }
+        "maxio" => {
+            let when = |day: i64| {
+                t(day)
+                    .format("%Y-%m-%d %H:%M:%S +0000")
+                    .to_string()
+                    .replace(' ', "%20")
+                    .replace('+', "%2B")
+            };
+            let form = |n: u32, kind: &str, day: i64, state: &str, handle: &str, end: i64| {
+                (id(n), Value::String(format!(
+                    "id={}&event={kind}&payload[subscription][id]={order}&payload[subscription][state]={state}\
+                     &payload[subscription][updated_at]={}&payload[subscription][current_period_ends_at]={}\
+                     &payload[subscription][product][handle]={handle}&payload[subscription][customer][email]=buyer%40shop.example",
+                    id(n), when(day), when(end))))
+            };
+            vec![
+                form(1, "signup_success", 0, "active", "mx_monthly", 30),
+                form(2, "renewal_success", 30, "active", "mx_monthly", 60),
+                form(3, "subscription_product_change", 35, "active", "mx_perpetual", 60),
+                form(4, "payment_failure", 50, "past_due", "mx_perpetual", 60),
+                form(5, "subscription_state_change", 58, "canceled", "mx_perpetual", 60),
+            ]
+        }
+        "zuora" => {
+            let callout = |n: u32, event: &str, day: i64, status: &str, plan: &str, quantity: &str, end: i64| {
+                (
+                    id(n),
+                    json!({"event": event, "timestamp": t(day).to_rfc3339(), "subscription": order, "account": "acc_1",
+                    "email": "buyer@shop.example", "rate_plan": plan, "quantity": quantity,
+                    "term_end": t(end).to_rfc3339(), "status": status}),
+                )
+            };
+            vec![
+                callout(1, "CreateSubscription", 0, "Active", "zr_monthly", "1", 30),
+                callout(2, "RenewSubscription", 30, "Active", "zr_monthly", "1", 60),
+                callout(3, "AmendmentProcessed", 35, "Active", "zr_perpetual", "3", 60),
+                callout(4, "PaymentDeclined", 50, "Active", "zr_perpetual", "3", 60),
+                callout(5, "CancelSubscription", 58, "Cancelled", "zr_perpetual", "3", 60),
+            ]
+        }
         "lemon_squeezy" => {
             let number = order.len() as i64 * 1000 + order.bytes().map(i64::from).sum::<i64>();
             let sub = |name: &str, day: i64, status: &str, variant: &str, quantity: i64, renews: i64| {
@@ -327,6 +424,9 @@ async fn mappings(app: &TestApp, key: &str, conn: &str, provider: &str) {
     let refs = match provider {
         "stripe" => [("price_pro_monthly", "PRO-M"), ("price_pro_perpetual", "PRO-P")],
         "lemon_squeezy" => [("v_monthly", "PRO-M"), ("v_perpetual", "PRO-P")],
+        "fastspring" => [("fs_monthly", "PRO-M"), ("fs_perpetual", "PRO-P")],
+        "maxio" => [("mx_monthly", "PRO-M"), ("mx_perpetual", "PRO-P")],
+        "zuora" => [("zr_monthly", "PRO-M"), ("zr_perpetual", "PRO-P")],
         "shopify" => [("111", "PRO-P"), ("222", "BASIC-M")],
         _ => [("pri_pro_monthly", "PRO-M"), ("pri_pro_perpetual", "PRO-P")],
     };
@@ -345,7 +445,7 @@ backend_test! {
         let t = app.tenant("Acme").await;
         seed_catalogue(app, &t.key).await;
         let base = Utc::now() - Duration::days(45);
-        for provider in ["generic", "stripe", "paddle", "lemon_squeezy", "shopify"] {
+        for provider in ["generic", "stripe", "paddle", "lemon_squeezy", "shopify", "fastspring", "maxio", "zuora"] {
             let conn = connection(app, &t.key, provider).await;
             mappings(app, &t.key, &conn, provider).await;
             // In order, once.
