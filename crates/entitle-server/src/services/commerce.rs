@@ -787,8 +787,37 @@ async fn materialize(
     let mut objects = Vec::new();
     let mut created = Vec::new();
     let mut changed = false;
-    for (offering, quantity) in resolved {
-        let existing = entitlements_db::of_order(conn, &ctx.tenant_id, order_ref, &offering.product_id).await?;
+    for (line, (offering, quantity)) in resolved.into_iter().enumerate() {
+        // One entitlement per order line: the first line carries the order reference, later lines
+        // `{order}#{n}`, so several lines become several entitlements and a plan change of a line
+        // changes its entitlement.
+        let line_ref = if line == 0 {
+            order_ref.to_owned()
+        } else {
+            format!("{order_ref}#{}", line + 1)
+        };
+        let mut existing = entitlements_db::of_order(conn, &ctx.tenant_id, &line_ref).await?;
+        if let Some(previous) = existing.as_mut().filter(|e| e.product_id != offering.product_id) {
+            // Moved to another product: the old licence ends now, a new one is issued.
+            let before = previous.view(ctx.now);
+            previous.base_expires_at = Some(ctx.now);
+            previous.expires_at = Some(ctx.now);
+            previous.order_ref = Some(format!("{line_ref} (replaced)"));
+            previous.updated_at = ctx.now;
+            entitlements_db::update(conn, &ctx.tenant_id, previous).await?;
+            record(
+                conn,
+                ctx,
+                "entitlement.replaced",
+                "entitlement",
+                &previous.id,
+                super::changes(&before, &previous.view(ctx.now)),
+            )
+            .await?;
+            objects.push(previous.id.clone());
+            changed = true;
+            existing = None;
+        }
         let mut entitlement = match existing {
             Some(e) => e,
             None => {
@@ -802,7 +831,7 @@ async fn materialize(
                     &customer_id,
                     offering.clone(),
                     quantity,
-                    Some(order_ref.to_owned()),
+                    Some(line_ref.clone()),
                 )
                 .await?;
                 created.push((e.clone(), email));

@@ -262,20 +262,13 @@ pub async fn for_activation_secret(
     Ok(Some((tenant_id, activation, entitlement, checkouts)))
 }
 
-/// The entitlement a storefront order holds for one product.
-pub async fn of_order(
-    conn: &mut AnyConnection,
-    tenant_id: &str,
-    order_ref: &str,
-    product_id: &str,
-) -> StoreResult<Option<Entitlement>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM entitlements WHERE tenant_id = $1 AND order_ref = $2 AND product_id = $3 ORDER BY id LIMIT 1"
-    );
+/// The entitlement a storefront order line holds (the newest, if several).
+pub async fn of_order(conn: &mut AnyConnection, tenant_id: &str, order_ref: &str) -> StoreResult<Option<Entitlement>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM entitlements WHERE tenant_id = $1 AND order_ref = $2 ORDER BY id DESC LIMIT 1");
     let row = sqlx::query(&sql)
         .bind(tenant_id)
         .bind(order_ref)
-        .bind(product_id)
         .fetch_optional(&mut *conn)
         .await?;
     match row {

@@ -740,3 +740,35 @@ backend_test! {
         assert!(receipt["deliveries"][0]["detail"].as_str().unwrap().contains("401"), "{receipt}");
     }
 }
+
+backend_test! {
+    async fn several_lines_become_several_entitlements_and_a_product_switch_replaces_one(app) {
+        let t = app.tenant("Acme").await;
+        seed_catalogue(app, &t.key).await;
+        let conn = connection(app, &t.key, "generic").await;
+        let now = Utc::now();
+        let mut two_lines = generic("purchase", "o-77", now, None, Some(now + Duration::days(30)), Some("multi@example.com"));
+        two_lines["items"] = json!([{"sku": "PRO-M", "quantity": 1}, {"sku": "BASIC-M", "quantity": 2}]);
+        let (status, receipt) = deliver(app, &conn, "generic", "lines-1", &two_lines).await;
+        assert_eq!(status, StatusCode::OK, "{receipt}");
+        let first = order_entitlement(app, &t.key, "o-77").await.unwrap();
+        let second = order_entitlement(app, &t.key, "o-77%232").await.unwrap();
+        assert_eq!((first["sku"].clone(), second["sku"].clone()), (json!("PRO-M"), json!("BASIC-M")));
+        assert_eq!(second["seat_count"], 2);
+        assert_eq!(app.fetch(&t.key, "/api/v1/mails").await["data"].as_array().unwrap().len(), 2);
+
+        // The first line moves to another product: its licence ends and a new one is issued.
+        let other = app.create(&t.key, "/api/v1/products", json!({"name": "Other"})).await;
+        let edition = app.create(&t.key, "/api/v1/editions", json!({"product_id": other["id"], "name": "E"})).await;
+        let plan = app.create(&t.key, "/api/v1/plans", json!({"product_id": other["id"], "name": "P", "license_type": "perpetual"})).await;
+        app.create(&t.key, "/api/v1/offerings", json!({"sku": "OTHER-P", "name": "o", "edition_id": edition["id"], "plan_id": plan["id"]})).await;
+        let mut switched = generic("active", "o-77", now + Duration::seconds(5), None, None, None);
+        switched["items"] = json!([{"sku": "OTHER-P", "quantity": 1}, {"sku": "BASIC-M", "quantity": 2}]);
+        deliver(app, &conn, "generic", "lines-2", &switched).await;
+        let replacement = order_entitlement(app, &t.key, "o-77").await.unwrap();
+        assert_eq!(replacement["sku"], "OTHER-P");
+        let old = app.fetch(&t.key, &format!("/api/v1/entitlements/{}", first["id"].as_str().unwrap())).await;
+        assert_ne!(old["status"], "active", "the replaced licence no longer runs");
+        assert_eq!(order_entitlement(app, &t.key, "o-77%232").await.unwrap()["id"], second["id"], "the other line is untouched");
+    }
+}
