@@ -40,6 +40,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Failed licensing credentials per address.
     pub failures: Arc<FailureLimiter>,
+    /// Storefront deliveries refused for their signature, per address.
+    pub forged_deliveries: Arc<FailureLimiter>,
     /// Writes lease refreshes in groups.
     pub leases: LeaseWriter,
     pub mail: Arc<MailSettings>,
@@ -48,6 +50,9 @@ pub struct AppState {
 /// Failed activation credentials allowed per address and window before 429.
 const CREDENTIAL_FAILURES: u32 = 10;
 const CREDENTIAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Badly signed storefront deliveries allowed per address and window before 429 (providers never
+/// send these; a flood of them is someone guessing).
+const FORGED_DELIVERIES: u32 = 20;
 
 /// A bound, ready-to-run server. Tests build it on port 0 and read the port back.
 pub struct Application {
@@ -109,6 +114,7 @@ impl Application {
                 config: Arc::new(config),
                 keys: Arc::new(KeyRing::default()),
                 failures: Arc::new(FailureLimiter::new(CREDENTIAL_FAILURES, CREDENTIAL_WINDOW)),
+                forged_deliveries: Arc::new(FailureLimiter::new(FORGED_DELIVERIES, CREDENTIAL_WINDOW)),
                 leases: LeaseWriter::start(store.clone()),
                 mail,
             },

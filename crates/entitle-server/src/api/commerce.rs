@@ -2,9 +2,11 @@
 //! connections, mappings and deliveries.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use std::net::SocketAddr;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, OptionalJson, Permission};
@@ -25,13 +27,36 @@ use crate::store::commerce::{Delivery, Mapping};
     responses((status = 200, body = Receipt), (status = "4XX", body = ErrorBody)))]
 pub async fn receive(
     State(app): State<AppState>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<Json<Receipt>> {
+) -> ApiResult<Response> {
+    if let Some(wait) = app.forged_deliveries.blocked(address.ip()) {
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many badly signed deliveries",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, wait.into());
+        return Ok(response);
+    }
     let now = crate::services::now();
-    match commerce::receive(&app.store, &app.mail, &id, &headers, &body, now).await {
-        Ok(receipt) => Ok(Json(receipt)),
+    let outcome = commerce::receive(&app.store, &app.mail, &id, &headers, &body, now).await;
+    if matches!(outcome, Err(DeliveryError::Rejected(_))) {
+        app.forged_deliveries.record_failure(address.ip());
+    }
+    match outcome {
+        // A batch partly processed: 202 with the processed event ids, one per line, so FastSpring
+        // resends only the others.
+        Ok(receipt) if !receipt.unprocessed.is_empty() => {
+            let processed: Vec<String> = receipt.deliveries.iter().filter_map(|d| d.event_id.clone()).collect();
+            Ok((StatusCode::ACCEPTED, processed.join("\n")).into_response())
+        }
+        Ok(receipt) => Ok(Json(receipt).into_response()),
         Err(DeliveryError::UnknownConnection) => Err(ApiError::not_found("storefront connection")),
         Err(DeliveryError::Rejected(Rejection::Stale)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,

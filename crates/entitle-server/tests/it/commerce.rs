@@ -531,13 +531,24 @@ backend_test! {
         assert!(app.fetch(&t.key, "/api/v1/entitlements").await["data"].as_array().unwrap().is_empty(), "nothing written");
         let rejected = app.fetch(&t.key, "/api/v1/storefront-deliveries?outcome=rejected").await;
         assert_eq!(rejected["data"].as_array().unwrap().len(), 5, "but every refusal is recorded");
-        let unknown = app.client.post(format!("{}/commerce/v1/sfc_unknown", app.base)).body("{}").send().await.unwrap();
-        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-        // Correctly signed: accepted.
+        // Correctly signed first (before the address is limited): accepted.
         let response = app.client.post(format!("{}/commerce/v1/{conn}", app.base))
-            .header("stripe-signature", format!("t={now},v1={good}")).body(bytes).send().await.unwrap();
+            .header("stripe-signature", format!("t={now},v1={good}")).body(bytes.clone()).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(app.fetch(&t.key, "/api/v1/entitlements").await["data"].as_array().unwrap().len(), 1);
+        // A flood of forgeries from one address is cut off.
+        let mut limited = None;
+        for _ in 0..25 {
+            let response = app.client.post(format!("{}/commerce/v1/{conn}", app.base))
+                .header("stripe-signature", format!("t={now},v1={}", "cd".repeat(32))).body("{}").send().await.unwrap();
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                limited = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+                break;
+            }
+        }
+        assert!(limited.is_some(), "429 with Retry-After");
+        let unknown = app.client.post(format!("{}/commerce/v1/sfc_unknown", app.base)).body("{}").send().await.unwrap();
+        assert_eq!(unknown.status(), StatusCode::TOO_MANY_REQUESTS, "the limit is per address");
     }
 }
 
@@ -771,4 +782,55 @@ backend_test! {
         assert_ne!(old["status"], "active", "the replaced licence no longer runs");
         assert_eq!(order_entitlement(app, &t.key, "o-77%232").await.unwrap()["id"], second["id"], "the other line is untouched");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fastspring_batch_partly_failing_is_acknowledged_partly() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await.unwrap();
+    let t = app.tenant("Acme").await;
+    seed_catalogue(&app, &t.key).await;
+    let fs = connection(&app, &t.key, "fastspring").await;
+    // The database refuses one order's entitlement: that event fails, the other must still count.
+    app.sql(
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON entitlements WHEN NEW.order_ref = 'fs-boom'
+         BEGIN SELECT RAISE(ABORT, 'refused for the test'); END",
+    )
+    .await
+    .unwrap();
+    let now = Utc::now().timestamp_millis();
+    let order = |id: &str, order: &str| {
+        json!({"id": id, "type": "order.completed", "created": now, "data": {"id": order, "completed": true,
+            "customer": {"email": "batch@example.com"}, "items": [{"product": "p", "quantity": 1, "sku": "x"}]}})
+    };
+    let mut fine = order("fs-ok", "fs-fine");
+    fine["data"]["items"] = json!([{"product": "PRO-M", "quantity": 1}]);
+    let mut boom = order("fs-bad", "fs-boom");
+    boom["data"]["items"] = json!([{"product": "PRO-M", "quantity": 1}]);
+    app.create(
+        &t.key,
+        "/api/v1/storefront-mappings",
+        json!({"connection_id": fs, "provider_ref": "PRO-M", "sku": "PRO-M"}),
+    )
+    .await;
+    let bytes = serde_json::to_vec(&json!({"events": [fine, boom]})).unwrap();
+    let response = app
+        .client
+        .post(format!("{}/commerce/v1/{fs}", app.base))
+        .header(
+            "x-fs-signature",
+            entitle_server::commerce::signature::sign_base64(SECRET.as_bytes(), &[&bytes]),
+        )
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "fs-ok",
+        "only the processed event is acknowledged"
+    );
+    assert!(order_entitlement(&app, &t.key, "fs-fine").await.is_some());
+    assert!(order_entitlement(&app, &t.key, "fs-boom").await.is_none());
+    app.stop().await;
 }
