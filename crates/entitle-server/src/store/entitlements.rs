@@ -222,17 +222,38 @@ pub async fn ids_in_scope(conn: &mut AnyConnection, tenant_id: &str, scope: Scop
     rows.iter().map(|row| row.text("id")).collect()
 }
 
-pub async fn get(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Entitlement>> {
-    let sql = format!("SELECT {COLUMNS} FROM entitlements WHERE tenant_id = $1 AND id = $2");
+/// The newest entitlement of the tenant matching `condition` on `$2` (`condition` is a constant of
+/// this module, never input).
+async fn one_where(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    condition: &str,
+    value: &str,
+) -> StoreResult<Option<Entitlement>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM entitlements WHERE tenant_id = $1 AND {condition} ORDER BY id DESC LIMIT 1");
     let row = sqlx::query(&sql)
         .bind(tenant_id)
-        .bind(id)
+        .bind(value)
         .fetch_optional(&mut *conn)
         .await?;
     match row {
         Some(row) => Ok(Some(with_grants(conn, &row).await?)),
         None => Ok(None),
     }
+}
+
+/// Rows of entitlements with their grants.
+async fn all_with_grants(conn: &mut AnyConnection, rows: &[AnyRow]) -> StoreResult<Vec<Entitlement>> {
+    let mut entitlements = Vec::with_capacity(rows.len());
+    for row in rows {
+        entitlements.push(with_grants(conn, row).await?);
+    }
+    Ok(entitlements)
+}
+
+pub async fn get(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Entitlement>> {
+    one_where(conn, tenant_id, "id = $2", id).await
 }
 
 /// Everything a licensing call needs in three queries: the activation behind a secret hash, its
@@ -264,31 +285,12 @@ pub async fn for_activation_secret(
 
 /// The entitlement a storefront order line holds (the newest, if several).
 pub async fn of_order(conn: &mut AnyConnection, tenant_id: &str, order_ref: &str) -> StoreResult<Option<Entitlement>> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM entitlements WHERE tenant_id = $1 AND order_ref = $2 ORDER BY id DESC LIMIT 1");
-    let row = sqlx::query(&sql)
-        .bind(tenant_id)
-        .bind(order_ref)
-        .fetch_optional(&mut *conn)
-        .await?;
-    match row {
-        Some(row) => Ok(Some(with_grants(conn, &row).await?)),
-        None => Ok(None),
-    }
+    one_where(conn, tenant_id, "order_ref = $2", order_ref).await
 }
 
 /// The entitlement an activation code opens.
 pub async fn find_by_code(conn: &mut AnyConnection, tenant_id: &str, code: &str) -> StoreResult<Option<Entitlement>> {
-    let sql = format!("SELECT {COLUMNS} FROM entitlements WHERE tenant_id = $1 AND activation_code = $2");
-    let row = sqlx::query(&sql)
-        .bind(tenant_id)
-        .bind(code)
-        .fetch_optional(&mut *conn)
-        .await?;
-    match row {
-        Some(row) => Ok(Some(with_grants(conn, &row).await?)),
-        None => Ok(None),
-    }
+    one_where(conn, tenant_id, "activation_code = $2", code).await
 }
 
 /// A customer's entitlements to one product (account-based licensing picks among them).
@@ -307,11 +309,7 @@ pub async fn of_customer_for_product(
         .bind(product_id)
         .fetch_all(&mut *conn)
         .await?;
-    let mut entitlements = Vec::with_capacity(rows.len());
-    for row in &rows {
-        entitlements.push(with_grants(conn, row).await?);
-    }
-    Ok(entitlements)
+    all_with_grants(conn, &rows).await
 }
 
 pub struct EntitlementFilter<'a> {
@@ -342,11 +340,7 @@ pub async fn list(
         .bind(filter.limit)
         .fetch_all(&mut *conn)
         .await?;
-    let mut entitlements = Vec::with_capacity(rows.len());
-    for row in &rows {
-        entitlements.push(with_grants(conn, row).await?);
-    }
-    Ok(entitlements)
+    all_with_grants(conn, &rows).await
 }
 
 fn overrides_text(overrides: &BTreeSet<String>) -> String {
