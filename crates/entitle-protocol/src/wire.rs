@@ -99,6 +99,8 @@ pub mod denial {
     pub const LEASE_EXPIRED: &str = "lease_expired";
     pub const OFFLINE_NOT_ALLOWED: &str = "offline_not_allowed";
     pub const RATE_LIMITED: &str = "rate_limited";
+    /// The server is at capacity (password hashing): retry after `Retry-After` seconds.
+    pub const SERVER_BUSY: &str = "server_busy";
 }
 
 /// Offline activation: the request an air-gapped application writes to a file.

@@ -2,26 +2,31 @@
 
 use anyhow::Context;
 use axum::body::Body;
-use axum::extract::DefaultBodyLimit;
-use axum::http::header::CONTENT_LENGTH;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use secrecy::ExposeSecret;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::api::error::ApiError;
+use crate::api::extract::ClientIp;
 use crate::api::rate_limit::FailureLimiter;
 use crate::config::Config;
 use crate::domain::ids;
 use crate::mail::{DeliverySettings, Transport};
 use crate::metrics::Metrics;
+use crate::server::ConnectionLimits;
 use crate::services::lease_writer::LeaseWriter;
 use crate::services::mail::MailSettings;
 use crate::services::signing::KeyRing;
@@ -38,8 +43,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
     pub keys: Arc<KeyRing>,
-    /// Failed licensing credentials per address.
-    pub failures: Arc<FailureLimiter>,
+    /// Admits credential attempts (activation codes, passwords) against their budgets.
+    pub attempts: Arc<crate::services::attempts::Attempts>,
     /// Storefront deliveries refused for their signature, per address.
     pub forged_deliveries: Arc<FailureLimiter>,
     /// Writes lease refreshes in groups.
@@ -47,8 +52,6 @@ pub struct AppState {
     pub mail: Arc<MailSettings>,
 }
 
-/// Failed activation credentials allowed per address and window before 429.
-const CREDENTIAL_FAILURES: u32 = 10;
 const CREDENTIAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 /// Badly signed storefront deliveries allowed per address and window before 429 (providers never
 /// send these; a flood of them is someone guessing).
@@ -113,7 +116,7 @@ impl Application {
                 metrics: Arc::new(Metrics::default()),
                 config: Arc::new(config),
                 keys: Arc::new(KeyRing::default()),
-                failures: Arc::new(FailureLimiter::new(CREDENTIAL_FAILURES, CREDENTIAL_WINDOW)),
+                attempts: Arc::default(),
                 forged_deliveries: Arc::new(FailureLimiter::new(FORGED_DELIVERIES, CREDENTIAL_WINDOW)),
                 leases: LeaseWriter::start(store.clone()),
                 mail,
@@ -141,22 +144,82 @@ impl Application {
         let smtp_url = state.config.smtp_url.as_ref().map(|url| url.expose_secret().to_owned());
         let transport = Transport::from_settings(smtp_url.as_deref(), state.config.mail_dir())?;
         let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+        let worker_stopped_housekeeping = worker_stopped.clone();
         let worker = crate::mail::spawn_worker(
             store.clone(),
             Arc::new(transport),
             delivery_settings(&state.config),
             worker_stopped,
         );
+        let limits = ConnectionLimits {
+            header_timeout: state.config.header_timeout,
+            max_connections: state
+                .config
+                .max_connections
+                .unwrap_or_else(crate::server::connection_capacity),
+            shutdown_grace: state.config.shutdown_grace,
+        };
+        let housekeeping = crate::services::housekeeping::spawn(store.clone(), worker_stopped_housekeeping);
         let app = router(state);
-        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP");
+        crate::server::serve(listener, app, limits, shutdown).await;
         let _ = stop_worker.send(true);
         let _ = worker.await;
+        let _ = housekeeping.await;
         store.close().await;
-        served
+        Ok(())
     }
+}
+
+/// The longest client-supplied `x-request-id` echoed; longer or odd ones are replaced by our own.
+const MAX_REQUEST_ID: usize = 64;
+
+/// The first thing every request meets: the client's real address (through trusted proxies
+/// only), a request id that is safe to echo and log, and headers every answer carries.
+async fn front_door(State(state): State<AppState>, mut request: Request<Body>, next: Next) -> Response {
+    let unsafe_id = request.headers().get(&REQUEST_ID).is_some_and(|id| {
+        id.len() > MAX_REQUEST_ID
+            || !id
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    });
+    if unsafe_id {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip());
+    let headers = request.headers();
+    let values = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+    };
+    let client = state.config.trusted_proxies.client_address(
+        peer,
+        values("forwarded").into_iter(),
+        values("x-forwarded-for").into_iter(),
+    );
+    request.extensions_mut().insert(ClientIp(client));
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Answers are per caller and many carry secrets (API keys, activation secrets, codes): no
+    // cache keeps them unless a route says otherwise (the public JWKS does).
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if !headers.contains_key(CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
 }
 
 /// Refuses a body whose declared length is over the limit before reading any of it.
@@ -180,9 +243,16 @@ async fn refuse_oversized(request: Request<Body>, next: Next) -> Response {
 
 pub fn router(state: AppState) -> Router {
     let metrics = axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track);
+    let front_door = axum::middleware::from_fn_with_state(state.clone(), front_door);
+    let request_timeout = state.config.request_timeout;
     crate::api::router(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(refuse_oversized))
+        .layer(RequestBodyTimeoutLayer::new(request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
         .layer(metrics)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -191,7 +261,13 @@ pub fn router(state: AppState) -> Router {
                 .get(REQUEST_ID)
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or("-");
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+            let client = request
+                .extensions()
+                .get::<ClientIp>()
+                .map(|ClientIp(ip)| ip.to_string())
+                .unwrap_or_default();
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id, client)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
+        .layer(front_door)
 }

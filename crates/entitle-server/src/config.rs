@@ -6,6 +6,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::domain::network::TrustedProxies;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./entitle-data";
@@ -41,6 +44,24 @@ pub struct ConfigLayer {
     /// How often the mail worker looks for mail queued elsewhere, in milliseconds.
     #[arg(long, env = "ENTITLE_MAIL_POLL_MS", global = true)]
     pub mail_poll_ms: Option<u64>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name the client: a comma
+    /// list of addresses or CIDR ranges, e.g. `127.0.0.1,10.0.0.0/8` (default: none).
+    #[arg(long, env = "ENTITLE_TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Option<String>,
+    /// Open client connections at most (default: what the open-files limit allows).
+    #[arg(long, env = "ENTITLE_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+    /// How long a client may take to send request headers, and how long an idle keep-alive
+    /// connection stays open, in milliseconds (default 10000).
+    #[arg(long, env = "ENTITLE_HEADER_TIMEOUT_MS", global = true)]
+    pub header_timeout_ms: Option<u64>,
+    /// The deadline of one request, body included, in milliseconds (default 30000).
+    #[arg(long, env = "ENTITLE_REQUEST_TIMEOUT_MS", global = true)]
+    pub request_timeout_ms: Option<u64>,
+    /// After SIGTERM, how long in-flight requests may take before the process exits, in
+    /// milliseconds (default 10000).
+    #[arg(long, env = "ENTITLE_SHUTDOWN_GRACE_MS", global = true)]
+    pub shutdown_grace_ms: Option<u64>,
 }
 
 impl ConfigLayer {
@@ -55,6 +76,11 @@ impl ConfigLayer {
             mail_max_attempts: self.mail_max_attempts.or(lower.mail_max_attempts),
             mail_retry_base_ms: self.mail_retry_base_ms.or(lower.mail_retry_base_ms),
             mail_poll_ms: self.mail_poll_ms.or(lower.mail_poll_ms),
+            trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
+            max_connections: self.max_connections.or(lower.max_connections),
+            header_timeout_ms: self.header_timeout_ms.or(lower.header_timeout_ms),
+            request_timeout_ms: self.request_timeout_ms.or(lower.request_timeout_ms),
+            shutdown_grace_ms: self.shutdown_grace_ms.or(lower.shutdown_grace_ms),
         }
     }
 }
@@ -72,6 +98,12 @@ pub struct Config {
     pub mail_max_attempts: u32,
     pub mail_retry_base: std::time::Duration,
     pub mail_poll: std::time::Duration,
+    pub trusted_proxies: TrustedProxies,
+    /// `None`: as many as the open-files limit allows.
+    pub max_connections: Option<usize>,
+    pub header_timeout: Duration,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
 }
 
 impl Config {
@@ -117,6 +149,12 @@ impl Config {
             mail_max_attempts: layer.mail_max_attempts.unwrap_or(8).max(1),
             mail_retry_base: std::time::Duration::from_millis(layer.mail_retry_base_ms.unwrap_or(30_000)),
             mail_poll: std::time::Duration::from_millis(layer.mail_poll_ms.unwrap_or(5_000).max(10)),
+            trusted_proxies: TrustedProxies::parse(layer.trusted_proxies.as_deref().unwrap_or(""))
+                .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?,
+            max_connections: layer.max_connections.map(|n| n.max(1)),
+            header_timeout: Duration::from_millis(layer.header_timeout_ms.unwrap_or(10_000).max(1)),
+            request_timeout: Duration::from_millis(layer.request_timeout_ms.unwrap_or(30_000).max(1)),
+            shutdown_grace: Duration::from_millis(layer.shutdown_grace_ms.unwrap_or(10_000)),
         })
     }
 

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod domain;
 pub mod mail;
 pub mod metrics;
+pub mod server;
 pub mod services;
 pub mod store;
 pub mod telemetry;

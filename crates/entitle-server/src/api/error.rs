@@ -2,6 +2,7 @@
 //! Codes are stable and part of the API; 500s log their cause and never reveal it.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::header::RETRY_AFTER;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,6 +18,8 @@ pub struct ApiError {
     pub message: String,
     /// The cause of a 500, for the log only.
     cause: Option<anyhow::Error>,
+    /// Seconds for a `Retry-After` header (429, 503).
+    retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -41,7 +44,22 @@ impl ApiError {
             code,
             message: message.into(),
             cause: None,
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn busy(retry_after_seconds: u64) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_busy",
+            "the server is busy; try again shortly",
+        )
+        .retry_after(retry_after_seconds)
     }
 
     pub fn unauthorized() -> Self {
@@ -70,6 +88,7 @@ impl ApiError {
             code: "internal_error",
             message: "an internal error occurred; it has been logged".into(),
             cause: Some(cause),
+            retry_after: None,
         }
     }
 }
@@ -85,7 +104,11 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -95,6 +118,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(what) => ApiError::not_found(what),
             ServiceError::Rule(rule) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, rule.code, rule.message),
             ServiceError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            ServiceError::Busy { retry_after_seconds } => ApiError::busy(retry_after_seconds),
             ServiceError::Store(store) => ApiError::internal(anyhow::Error::new(store)),
         }
     }

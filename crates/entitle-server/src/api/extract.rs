@@ -1,10 +1,10 @@
 //! Extractors whose rejections are `ApiError`s, and the authenticated caller.
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::error::ApiError;
 use crate::app::AppState;
@@ -88,6 +88,32 @@ pub fn allows(role: Role, permission: Permission) -> bool {
     }
 }
 
+/// The client's address: the peer's, or the one a trusted reverse proxy forwarded
+/// (resolved once per request by [`crate::app`]'s front door).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    pub fn of(parts: &Parts) -> ClientIp {
+        parts.extensions.get::<ClientIp>().copied().unwrap_or_else(|| {
+            ClientIp(
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip()),
+            )
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp::of(parts))
+    }
+}
+
 /// The tenant and key behind `Authorization: Bearer …`.
 pub struct Caller {
     pub owner: KeyOwner,
@@ -105,6 +131,7 @@ impl Caller {
                 kind: ActorKind::ApiKey,
                 id: Some(self.owner.key_id.clone()),
                 ip: self.ip.clone(),
+                adds_end_users: allows(self.owner.role, Permission::ManageCustomers),
             },
             now: crate::services::now(),
         })
@@ -126,10 +153,16 @@ impl FromRequestParts<AppState> for Caller {
         let owner = api_keys::authenticate(&state.store, secret)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str);
+        match route.and_then(|route| super::permissions::required(&parts.method, route)) {
+            Some(permission) if allows(owner.role, permission) => {}
+            Some(_) => return Err(ApiError::forbidden()),
+            None => {
+                tracing::error!(?route, method = %parts.method, "route missing from the permission table");
+                return Err(ApiError::forbidden());
+            }
+        }
+        let ip = Some(ClientIp::of(parts).0.to_string());
         Ok(Caller { owner, ip })
     }
 }

@@ -2,7 +2,8 @@
 //! signed with the tenant's key: the `Entitle-Signature` header is a detached JWS over the exact
 //! body bytes, and the body echoes the client's nonce.
 
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
@@ -12,22 +13,44 @@ use entitle_protocol::{
     ActivateRequest, ActivateResponse, CountRequest, DeactivateResponse, Denial as DenialBody, DenialDetail, Jwks,
     LeaseClaims, OfflineActivationRequest, OfflineDeactivationRequest, UsageRequest, NONCE_HEADER, SIGNATURE_HEADER,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiPath, ClientIp};
 use crate::app::AppState;
 use crate::domain::licensing::Denial;
-use crate::services::licensing::{self as licensing, Lease, LicensingError, Mode, Origin};
+use crate::services::attempts::{Budget, Refusal};
+use crate::services::licensing::{self as licensing, Activated, Lease, LicensingError, Mode, Origin};
 use crate::services::signing::TenantKeys;
+use crate::services::ServiceError;
 
-fn origin(address: SocketAddr) -> Origin {
+fn origin(ip: IpAddr) -> Origin {
     Origin {
-        ip: Some(address.ip().to_string()),
+        ip: Some(ip.to_string()),
         now: crate::services::now(),
     }
+}
+
+/// A licensing body: JSON, or a signed `invalid_request` denial (the caller signs it).
+fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, LicensingError> {
+    serde_json::from_slice(bytes).map_err(|error| LicensingError::BadRequest(format!("the body is not valid: {error}")))
+}
+
+/// What an unreadable activation body still says: its tenant (to sign the denial) and nonce.
+fn body_hints(bytes: &[u8]) -> (Option<String>, Option<String>) {
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let field = |name: &str| {
+        value
+            .get(name)
+            .and_then(|v| v.as_str())
+            .filter(|v| v.len() <= 128)
+            .map(str::to_owned)
+    };
+    (field("tenant"), field("nonce"))
 }
 
 /// A JSON body, signed when the tenant's keys are known.
@@ -56,6 +79,18 @@ fn denial_response(keys: Option<&TenantKeys>, error: LicensingError, nonce: Opti
             Denial::InvalidRequest.code().to_owned(),
             message,
         ),
+        LicensingError::Internal(ServiceError::Busy { retry_after_seconds }) => {
+            let body = DenialBody {
+                error: DenialDetail {
+                    code: Denial::ServerBusy.code().to_owned(),
+                    message: Denial::ServerBusy.message().to_owned(),
+                },
+                nonce,
+            };
+            let mut response = signed(keys, StatusCode::SERVICE_UNAVAILABLE, to_bytes(&body));
+            response.headers_mut().insert(RETRY_AFTER, retry_after_seconds.into());
+            return response;
+        }
         LicensingError::Internal(error) => return ApiError::from(error).into_response(),
     };
     let body = DenialBody {
@@ -80,34 +115,84 @@ async fn lease_response(app: &AppState, lease: Lease) -> Response {
     }
 }
 
-fn rate_limited(app: &AppState, ip: IpAddr, keys: Option<&TenantKeys>, nonce: &str) -> Option<Response> {
-    let wait = app.failures.blocked(ip)?;
-    let mut response = denial_response(keys, Denial::RateLimited.into(), Some(nonce.to_owned()));
-    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(wait));
-    Some(response)
+/// The budgets an activation attempt draws on: its address, and the account or code prefix.
+fn budgets(request: &ActivateRequest, tenant_known: bool, ip: IpAddr) -> Vec<Budget> {
+    let tenant = tenant_known.then_some(request.tenant.as_str());
+    let mut budgets = vec![Budget::address(tenant, ip)];
+    if let Some(tenant) = tenant {
+        if let Some(code) = &request.activation_code {
+            budgets.push(Budget::code_prefix(tenant, code));
+        } else if let Some(email) = &request.email {
+            budgets.push(Budget::account(tenant, email));
+        }
+    }
+    budgets
+}
+
+/// Activation, online or offline, behind the credential budgets: one unit is reserved from each
+/// before the credential is evaluated, and given back unless the credential was wrong.
+async fn guarded_activation(
+    app: &AppState,
+    ip: IpAddr,
+    request: &ActivateRequest,
+    mode: Mode,
+) -> Result<(Activated, Arc<TenantKeys>), Response> {
+    let nonce = Some(request.nonce.clone());
+    let keys = tenant_keys(app, &request.tenant).await?;
+    let admission = match app
+        .attempts
+        .admit(&app.store, &budgets(request, keys.is_some(), ip))
+        .await
+    {
+        Ok(Ok(admission)) => admission,
+        Ok(Err(Refusal::Exhausted { retry_after_seconds })) => {
+            let mut response = denial_response(keys.as_deref(), Denial::RateLimited.into(), nonce);
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+            return Err(response);
+        }
+        Ok(Err(Refusal::Busy { retry_after_seconds })) => {
+            let busy = ServiceError::Busy { retry_after_seconds };
+            return Err(denial_response(keys.as_deref(), busy.into(), nonce));
+        }
+        Err(error) => return Err(denial_response(keys.as_deref(), error.into(), nonce)),
+    };
+    let outcome = match &keys {
+        Some(_) => licensing::activate(&app.store, request, mode, &origin(ip)).await,
+        None => Err(Denial::InvalidCredential.into()),
+    };
+    let failed = matches!(outcome, Err(LicensingError::Denied(Denial::InvalidCredential)));
+    if let Err(error) = app.attempts.settle(&app.store, admission, failed).await {
+        tracing::warn!(%error, "settling a credential attempt failed");
+    }
+    let Some(keys) = keys else {
+        return Err(denial_response(None, Denial::InvalidCredential.into(), nonce));
+    };
+    match outcome {
+        Ok(activated) => Ok((activated, keys)),
+        Err(error) => Err(denial_response(Some(&keys), error, nonce)),
+    }
 }
 
 /// Takes a seat with an activation code or an end user's email and password.
 #[utoipa::path(post, path = "/licensing/v1/activate", tag = "licensing", request_body = ActivateRequest,
-    responses((status = 200, body = ActivateResponse), (status = "4XX", body = DenialBody)))]
-pub async fn activate(
-    State(app): State<AppState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
-    ApiJson(request): ApiJson<ActivateRequest>,
-) -> Response {
-    let keys = match tenant_keys(&app, &request.tenant).await {
-        Ok(keys) => keys,
-        Err(response) => return response,
+    responses((status = 200, body = ActivateResponse), (status = "4XX", body = DenialBody),
+              (status = 503, body = DenialBody, description = "Busy: retry after `Retry-After` seconds")))]
+pub async fn activate(State(app): State<AppState>, ClientIp(ip): ClientIp, body: Bytes) -> Response {
+    let request: ActivateRequest = match parse_body(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            let (tenant, nonce) = body_hints(&body);
+            let keys = match tenant {
+                Some(tenant) => tenant_keys(&app, &tenant).await.ok().flatten(),
+                None => None,
+            };
+            return denial_response(keys.as_deref(), error, nonce);
+        }
     };
-    if let Some(response) = rate_limited(&app, address.ip(), keys.as_deref(), &request.nonce) {
-        return response;
-    }
-    let Some(keys) = keys else {
-        app.failures.record_failure(address.ip());
-        return denial_response(None, Denial::InvalidCredential.into(), Some(request.nonce));
-    };
-    match licensing::activate(&app.store, &request, Mode::Online, &origin(address)).await {
-        Ok(activated) => {
+    match guarded_activation(&app, ip, &request, Mode::Online).await {
+        Ok((activated, keys)) => {
             let body = ActivateResponse {
                 activation_id: activated.activation_id,
                 activation_secret: activated.secret,
@@ -116,12 +201,7 @@ pub async fn activate(
             };
             signed(Some(&keys), StatusCode::OK, to_bytes(&body))
         }
-        Err(error) => {
-            if matches!(error, LicensingError::Denied(Denial::InvalidCredential)) {
-                app.failures.record_failure(address.ip());
-            }
-            denial_response(Some(&keys), error, Some(request.nonce))
-        }
+        Err(response) => response,
     }
 }
 
@@ -150,15 +230,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ActivationCall {
         else {
             return Err(denial_response(None, Denial::InvalidActivation.into(), Some(nonce)));
         };
-        let address = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(a)| *a)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         Ok(ActivationCall {
             secret,
             nonce,
-            origin: origin(address),
+            origin: origin(ClientIp::of(parts).0),
         })
     }
 }
@@ -228,8 +303,12 @@ pub async fn deactivate(State(app): State<AppState>, call: ActivationCall) -> Re
     }
 }
 
-fn units(body: Option<axum::Json<CountRequest>>) -> i64 {
-    body.map_or(1, |axum::Json(b)| b.count)
+/// How many units a checkout or return is for: one without a body.
+fn units(body: &[u8]) -> Result<i64, LicensingError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(1);
+    }
+    parse_body::<CountRequest>(body).map(|request| request.count)
 }
 
 /// Checks out units of an element-pool feature for this seat.
@@ -241,18 +320,14 @@ pub async fn checkout(
     State(app): State<AppState>,
     call: ActivationCall,
     ApiPath(key): ApiPath<String>,
-    body: Option<axum::Json<CountRequest>>,
+    body: Bytes,
 ) -> Response {
-    let outcome = licensing::check_out(
-        &app.store,
-        &call.secret,
-        &key,
-        units(body),
-        false,
-        &call.nonce,
-        &call.origin,
-    )
-    .await;
+    let outcome = match units(&body) {
+        Ok(count) => {
+            licensing::check_out(&app.store, &call.secret, &key, count, false, &call.nonce, &call.origin).await
+        }
+        Err(error) => Err(error),
+    };
     lease_or_denial(&app, &call, outcome).await
 }
 
@@ -265,18 +340,12 @@ pub async fn give_back(
     State(app): State<AppState>,
     call: ActivationCall,
     ApiPath(key): ApiPath<String>,
-    body: Option<axum::Json<CountRequest>>,
+    body: Bytes,
 ) -> Response {
-    let outcome = licensing::check_out(
-        &app.store,
-        &call.secret,
-        &key,
-        units(body),
-        true,
-        &call.nonce,
-        &call.origin,
-    )
-    .await;
+    let outcome = match units(&body) {
+        Ok(count) => licensing::check_out(&app.store, &call.secret, &key, count, true, &call.nonce, &call.origin).await,
+        Err(error) => Err(error),
+    };
     lease_or_denial(&app, &call, outcome).await
 }
 
@@ -285,20 +354,21 @@ pub async fn give_back(
     params(("entitle-nonce" = String, Header)), request_body = UsageRequest,
     responses((status = 200, body = LeaseClaims), (status = "4XX", body = DenialBody)),
     security(("activation_secret" = [])))]
-pub async fn usage(
-    State(app): State<AppState>,
-    call: ActivationCall,
-    ApiJson(body): ApiJson<UsageRequest>,
-) -> Response {
-    let outcome = licensing::record_usage(
-        &app.store,
-        &call.secret,
-        &body.feature,
-        body.amount,
-        &call.nonce,
-        &call.origin,
-    )
-    .await;
+pub async fn usage(State(app): State<AppState>, call: ActivationCall, body: Bytes) -> Response {
+    let outcome = match parse_body::<UsageRequest>(&body) {
+        Ok(body) => {
+            licensing::record_usage(
+                &app.store,
+                &call.secret,
+                &body.feature,
+                body.amount,
+                &call.nonce,
+                &call.origin,
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
     lease_or_denial(&app, &call, outcome).await
 }
 
@@ -320,29 +390,16 @@ pub struct OfflineActivation {
 /// Offline activation: a request file in, a signed licence file out.
 #[utoipa::path(post, path = "/licensing/v1/offline/activate", tag = "licensing", request_body = RequestFile,
     responses((status = 200, body = OfflineActivation), (status = "4XX", body = DenialBody)))]
-pub async fn offline_activate(
-    State(app): State<AppState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
-    ApiJson(file): ApiJson<RequestFile>,
-) -> Response {
-    let Some(request) = licence::read_request::<OfflineActivationRequest>(ACTIVATION_REQUEST_LABEL, &file.request)
+pub async fn offline_activate(State(app): State<AppState>, ClientIp(ip): ClientIp, body: Bytes) -> Response {
+    let Some(request) = parse_body::<RequestFile>(&body)
+        .ok()
+        .and_then(|file| licence::read_request::<OfflineActivationRequest>(ACTIVATION_REQUEST_LABEL, &file.request))
     else {
         return denial_response(
             None,
             LicensingError::BadRequest("not an activation request file".into()),
             None,
         );
-    };
-    let keys = match tenant_keys(&app, &request.tenant).await {
-        Ok(keys) => keys,
-        Err(response) => return response,
-    };
-    if let Some(response) = rate_limited(&app, address.ip(), keys.as_deref(), &request.nonce) {
-        return response;
-    }
-    let Some(keys) = keys else {
-        app.failures.record_failure(address.ip());
-        return denial_response(None, Denial::InvalidCredential.into(), Some(request.nonce));
     };
     let activate = ActivateRequest {
         tenant: request.tenant,
@@ -353,8 +410,8 @@ pub async fn offline_activate(
         nonce: request.nonce.clone(),
         ..Default::default()
     };
-    match licensing::activate(&app.store, &activate, Mode::Offline, &origin(address)).await {
-        Ok(activated) => {
+    match guarded_activation(&app, ip, &activate, Mode::Offline).await {
+        Ok((activated, keys)) => {
             let token = keys.signer.sign_compact(&to_bytes(&activated.lease.claims));
             let body = OfflineActivation {
                 activation_id: activated.activation_id,
@@ -363,25 +420,17 @@ pub async fn offline_activate(
             };
             signed(Some(&keys), StatusCode::OK, to_bytes(&body))
         }
-        Err(error) => {
-            if matches!(error, LicensingError::Denied(Denial::InvalidCredential)) {
-                app.failures.record_failure(address.ip());
-            }
-            denial_response(Some(&keys), error, Some(request.nonce))
-        }
+        Err(response) => response,
     }
 }
 
 /// Offline deactivation: the deactivation request file the application wrote frees its seat.
 #[utoipa::path(post, path = "/licensing/v1/offline/deactivate", tag = "licensing", request_body = RequestFile,
     responses((status = 200, body = DeactivateResponse), (status = "4XX", body = DenialBody)))]
-pub async fn offline_deactivate(
-    State(app): State<AppState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
-    ApiJson(file): ApiJson<RequestFile>,
-) -> Response {
-    let Some(request) = licence::read_request::<OfflineDeactivationRequest>(DEACTIVATION_REQUEST_LABEL, &file.request)
-    else {
+pub async fn offline_deactivate(State(app): State<AppState>, ClientIp(ip): ClientIp, body: Bytes) -> Response {
+    let Some(request) = parse_body::<RequestFile>(&body).ok().and_then(|file| {
+        licence::read_request::<OfflineDeactivationRequest>(DEACTIVATION_REQUEST_LABEL, &file.request)
+    }) else {
         return denial_response(
             None,
             LicensingError::BadRequest("not a deactivation request file".into()),
@@ -389,7 +438,7 @@ pub async fn offline_deactivate(
         );
     };
     let keys = tenant_keys(&app, &request.tenant).await.ok().flatten();
-    match licensing::offline_deactivate(&app.store, &request, &origin(address)).await {
+    match licensing::offline_deactivate(&app.store, &request, &origin(ip)).await {
         Ok((_, activation_id)) => {
             let body = DeactivateResponse {
                 activation_id,

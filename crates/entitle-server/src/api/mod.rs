@@ -11,6 +11,7 @@ pub mod extract;
 pub mod licensing;
 pub mod mail;
 pub mod ops;
+pub mod permissions;
 pub mod portal;
 pub mod rate_limit;
 pub mod resources;

@@ -38,7 +38,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
             (REFERRER_POLICY, "no-referrer"),
             (
                 CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
             ),
         ],
         Html(html),

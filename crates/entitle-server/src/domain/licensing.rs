@@ -26,6 +26,7 @@ pub enum Denial {
     LeaseExpired,
     OfflineNotAllowed,
     RateLimited,
+    ServerBusy,
 }
 
 impl Denial {
@@ -46,6 +47,7 @@ impl Denial {
             Denial::LeaseExpired => LEASE_EXPIRED,
             Denial::OfflineNotAllowed => OFFLINE_NOT_ALLOWED,
             Denial::RateLimited => RATE_LIMITED,
+            Denial::ServerBusy => SERVER_BUSY,
         }
     }
 
@@ -65,6 +67,7 @@ impl Denial {
             Denial::LeaseExpired => "the lease lapsed and the seat was released; activate again",
             Denial::OfflineNotAllowed => "the entitlement does not allow offline use",
             Denial::RateLimited => "too many failed attempts; retry later",
+            Denial::ServerBusy => "the server is busy; retry after the time it says",
         }
     }
 
@@ -84,6 +87,7 @@ impl Denial {
             | Denial::UsageLimitReached
             | Denial::LeaseExpired => 409,
             Denial::RateLimited => 429,
+            Denial::ServerBusy => 503,
         }
     }
 }

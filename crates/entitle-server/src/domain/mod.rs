@@ -7,6 +7,7 @@ pub mod ids;
 pub mod interval;
 pub mod keys;
 pub mod licensing;
+pub mod network;
 pub mod passwords;
 pub mod text;
 

@@ -568,6 +568,7 @@ async fn apply(
             kind: ActorKind::Storefront,
             id: Some(connection.id.clone()),
             ip: None,
+            adds_end_users: true,
         },
         now,
     };

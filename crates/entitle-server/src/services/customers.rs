@@ -168,9 +168,8 @@ async fn password_hash(password: Option<String>) -> ServiceResult<Option<String>
         return Ok(None);
     };
     passwords::check_strength(&password)?;
-    let hashed = tokio::task::spawn_blocking(move || passwords::hash(&password))
-        .await
-        .map_err(|e| StoreError::Other(anyhow::anyhow!("password hashing task: {e}")))?
+    let hashed = super::hashing::run(move || passwords::hash(&password))
+        .await?
         .map_err(|e| StoreError::Other(anyhow::anyhow!("password hashing: {e}")))?;
     Ok(Some(hashed))
 }

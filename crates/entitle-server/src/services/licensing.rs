@@ -178,9 +178,10 @@ async fn entitlement_for(store: &Store, request: &ActivateRequest) -> Result<Ent
         None => (None, None),
     };
     let password = password.clone();
-    let verified = tokio::task::spawn_blocking(move || passwords::verify(&password, hash.as_deref()))
-        .await
-        .unwrap_or(false);
+    // No pool connection is held while waiting for the hashing pool.
+    drop(conn);
+    let verified = super::hashing::run(move || passwords::verify(&password, hash.as_deref())).await?;
+    let mut conn = store.read().await?;
     let Some(customer_id) = customer_id.filter(|_| verified) else {
         return Err(Denial::InvalidCredential.into());
     };

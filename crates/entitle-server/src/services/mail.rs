@@ -86,6 +86,19 @@ pub async fn queue_credentials(
     }
     let user = customers_db::find_end_user_by_email(conn, &ctx.tenant_id, recipient).await?;
     let (setup_url, setup_expires) = if account_based {
+        // A set-up link makes whoever reads it an account holder able to take seats: only an
+        // actor allowed to add end users may send one to an address that is not the customer's
+        // own or one of its end users'.
+        let customers_own =
+            customer.email.as_ref() == Some(recipient) || user.as_ref().is_some_and(|u| u.customer_id == customer.id);
+        if !customers_own && !ctx.actor.adds_end_users {
+            return Err(RuleViolation::new(
+                "recipient_not_end_user",
+                "credentials of account-based products go to the customer's email or one of its end users; \
+                 an admin key can add end users",
+            )
+            .into());
+        }
         let user = match user.clone() {
             Some(user) => user,
             None => create_end_user(conn, ctx, &customer.id, recipient).await?,
@@ -331,9 +344,12 @@ pub async fn setup_link_valid(store: &Store, token: &str) -> ServiceResult<bool>
 /// Uses a set-up link once to set the end user's password.
 pub async fn set_password_with_link(store: &Store, token: &str, password: String) -> ServiceResult<()> {
     passwords::check_strength(&password)?;
-    let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
-        .await
-        .map_err(|e| StoreError::Other(anyhow::anyhow!("password hashing task: {e}")))?
+    // The token first: hashing costs memory and time, and made-up tokens must not buy any.
+    if !setup_link_valid(store, token).await? {
+        return Err(RuleViolation::new("invalid_link", "this link was used already or has expired").into());
+    }
+    let hash = super::hashing::run(move || passwords::hash(&password))
+        .await?
         .map_err(|e| StoreError::Other(anyhow::anyhow!("password hashing: {e}")))?;
     let now = super::now();
     let mut tx = store.begin().await?;
@@ -347,6 +363,7 @@ pub async fn set_password_with_link(store: &Store, token: &str, password: String
             kind: super::ActorKind::EndUser,
             id: Some(user_id.clone()),
             ip: None,
+            adds_end_users: false,
         },
         now,
     };

@@ -3,11 +3,14 @@
 //! The management API, the CLI and (later) the storefront connectors all call these.
 
 pub mod api_keys;
+pub mod attempts;
 pub mod catalogue;
 pub mod commerce;
 pub mod customers;
 pub mod entitlements;
 pub mod events;
+pub mod hashing;
+pub mod housekeeping;
 pub mod lease_writer;
 pub mod licensing;
 pub mod mail;
@@ -35,6 +38,10 @@ pub struct Actor {
     pub kind: ActorKind,
     pub id: Option<String>,
     pub ip: Option<String>,
+    /// May this actor make new end users (who can sign in and, for account-based products, take
+    /// seats)? Admin keys, storefront purchases and the system may; support and integration keys
+    /// may only reach the customer's own address and its existing end users.
+    pub adds_end_users: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +71,7 @@ impl Actor {
             kind: ActorKind::System,
             id: None,
             ip: None,
+            adds_end_users: true,
         }
     }
 }
@@ -87,6 +95,9 @@ pub enum ServiceError {
     /// The request conflicts with the current state (a duplicate SKU, …).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The server is at capacity for this kind of work (password hashing): try again later.
+    #[error("the server is busy; try again in {retry_after_seconds} s")]
+    Busy { retry_after_seconds: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -17,6 +17,7 @@ const SCHEMA: &str = include_str!("../../migrations/common/0001_schema.sql");
 const LICENSING: &str = include_str!("../../migrations/common/0003_licensing.sql");
 const MAIL: &str = include_str!("../../migrations/common/0004_mail.sql");
 const COMMERCE: &str = include_str!("../../migrations/common/0005_commerce.sql");
+const CREDENTIAL_BUDGETS: &str = include_str!("../../migrations/common/0006_credential_budgets.sql");
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -48,6 +49,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "commerce",
         sqlite: COMMERCE,
         postgres: COMMERCE,
+    },
+    Migration {
+        version: 6,
+        name: "credential_budgets",
+        sqlite: CREDENTIAL_BUDGETS,
+        postgres: CREDENTIAL_BUDGETS,
     },
 ];
 

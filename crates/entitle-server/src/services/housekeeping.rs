@@ -1,0 +1,29 @@
+//! Periodic clean-up inside `serve`: forgets what is only kept for a while (attempt budgets).
+//! Each round deletes in bounded batches so the writer is never held for long.
+
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::store::Store;
+
+const EVERY: Duration = Duration::from_secs(60);
+
+pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(EVERY) => {}
+                _ = shutdown.changed() => break,
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            match super::attempts::purge(&store, super::now()).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "forgot old attempt budgets"),
+                Err(error) => tracing::warn!(%error, "purging attempt budgets failed"),
+            }
+        }
+    })
+}
