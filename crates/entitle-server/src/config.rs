@@ -41,6 +41,13 @@ pub struct ConfigLayer {
     /// How often the mail worker looks for mail queued elsewhere, in milliseconds.
     #[arg(long, env = "ENTITLE_MAIL_POLL_MS", global = true)]
     pub mail_poll_ms: Option<u64>,
+    /// Hosts besides the providers' official APIs that storefront connections may send their API
+    /// key to: a comma list of host[:port], or `*` for any (default: none).
+    #[arg(long, env = "ENTITLE_PROVIDER_API_ALLOW_HOSTS", global = true)]
+    pub provider_api_allow_hosts: Option<String>,
+    /// Days badly signed storefront deliveries are kept before they are purged (default 7).
+    #[arg(long, env = "ENTITLE_REJECTED_DELIVERY_RETENTION_DAYS", global = true)]
+    pub rejected_delivery_retention_days: Option<u32>,
 }
 
 impl ConfigLayer {
@@ -55,6 +62,10 @@ impl ConfigLayer {
             mail_max_attempts: self.mail_max_attempts.or(lower.mail_max_attempts),
             mail_retry_base_ms: self.mail_retry_base_ms.or(lower.mail_retry_base_ms),
             mail_poll_ms: self.mail_poll_ms.or(lower.mail_poll_ms),
+            provider_api_allow_hosts: self.provider_api_allow_hosts.or(lower.provider_api_allow_hosts),
+            rejected_delivery_retention_days: self
+                .rejected_delivery_retention_days
+                .or(lower.rejected_delivery_retention_days),
         }
     }
 }
@@ -72,6 +83,9 @@ pub struct Config {
     pub mail_max_attempts: u32,
     pub mail_retry_base: std::time::Duration,
     pub mail_poll: std::time::Duration,
+    /// Extra hosts providers' API calls may go to (`host[:port]` or `*`).
+    pub provider_api_allow_hosts: Vec<String>,
+    pub rejected_delivery_retention: chrono::Duration,
 }
 
 impl Config {
@@ -107,6 +121,15 @@ impl Config {
             crate::domain::Email::parse(mail_from.as_str()).is_ok() || mail_from.ends_with("@localhost"),
             "mail_from {mail_from:?} is not an email address"
         );
+        let provider_api_allow_hosts: Vec<String> = layer
+            .provider_api_allow_hosts
+            .unwrap_or_default()
+            .split(',')
+            .map(|host| host.trim().to_owned())
+            .filter(|host| !host.is_empty())
+            .collect();
+        crate::commerce::complete::AllowedHosts::parse(&provider_api_allow_hosts)
+            .map_err(|problem| anyhow::anyhow!("provider_api_allow_hosts: {problem}"))?;
         Ok(Config {
             listen,
             data_dir,
@@ -117,6 +140,10 @@ impl Config {
             mail_max_attempts: layer.mail_max_attempts.unwrap_or(8).max(1),
             mail_retry_base: std::time::Duration::from_millis(layer.mail_retry_base_ms.unwrap_or(30_000)),
             mail_poll: std::time::Duration::from_millis(layer.mail_poll_ms.unwrap_or(5_000).max(10)),
+            provider_api_allow_hosts,
+            rejected_delivery_retention: chrono::Duration::days(
+                i64::from(layer.rejected_delivery_retention_days.unwrap_or(7).max(1)),
+            ),
         })
     }
 

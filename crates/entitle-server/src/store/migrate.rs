@@ -17,6 +17,7 @@ const SCHEMA: &str = include_str!("../../migrations/common/0001_schema.sql");
 const LICENSING: &str = include_str!("../../migrations/common/0003_licensing.sql");
 const MAIL: &str = include_str!("../../migrations/common/0004_mail.sql");
 const COMMERCE: &str = include_str!("../../migrations/common/0005_commerce.sql");
+const COMMERCE_REJECTIONS: &str = include_str!("../../migrations/common/0008_commerce_rejections.sql");
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -48,6 +49,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "commerce",
         sqlite: COMMERCE,
         postgres: COMMERCE,
+    },
+    Migration {
+        version: 8,
+        name: "commerce_rejections",
+        sqlite: COMMERCE_REJECTIONS,
+        postgres: COMMERCE_REJECTIONS,
     },
 ];
 
