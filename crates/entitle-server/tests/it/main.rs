@@ -8,6 +8,7 @@ mod bad_input;
 mod catalogue;
 mod cli;
 mod commerce;
+mod commerce_abuse;
 mod entitlements;
 mod events;
 mod licensing;
