@@ -22,11 +22,11 @@ use crate::config::Config;
 use crate::domain::ids;
 use crate::mail::{DeliverySettings, Transport};
 use crate::metrics::Metrics;
-use crate::services::lease_writer::LeaseWriter;
 use crate::services::commerce::Storefronts;
+use crate::services::lease_writer::LeaseWriter;
 use crate::services::mail::MailSettings;
-use crate::services::webhook_guard::WebhookGuard;
 use crate::services::signing::KeyRing;
+use crate::services::webhook_guard::WebhookGuard;
 use crate::store::Store;
 
 /// Request bodies larger than this are refused with 413 before they are read.

@@ -141,9 +141,9 @@ impl Config {
             mail_retry_base: std::time::Duration::from_millis(layer.mail_retry_base_ms.unwrap_or(30_000)),
             mail_poll: std::time::Duration::from_millis(layer.mail_poll_ms.unwrap_or(5_000).max(10)),
             provider_api_allow_hosts,
-            rejected_delivery_retention: chrono::Duration::days(
-                i64::from(layer.rejected_delivery_retention_days.unwrap_or(7).max(1)),
-            ),
+            rejected_delivery_retention: chrono::Duration::days(i64::from(
+                layer.rejected_delivery_retention_days.unwrap_or(7).max(1),
+            )),
         })
     }
 

@@ -132,12 +132,14 @@ impl AllowedHosts {
         }
         let official = url.scheme() == "https"
             && url.port().is_none()
-            && official_hosts(provider).iter().any(|pattern| match pattern.strip_prefix("*.") {
-                Some(domain) => host
-                    .strip_suffix(domain)
-                    .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.') && !sub[..sub.len() - 1].contains('.')),
-                None => host == *pattern,
-            });
+            && official_hosts(provider)
+                .iter()
+                .any(|pattern| match pattern.strip_prefix("*.") {
+                    Some(domain) => host
+                        .strip_suffix(domain)
+                        .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.') && !sub[..sub.len() - 1].contains('.')),
+                    None => host == *pattern,
+                });
         let allowed = matches!(url.scheme(), "https" | "http") && self.allows(&host, url.port_or_known_default());
         if official || allowed {
             Ok(url)
@@ -332,10 +334,16 @@ mod tests {
             (Provider::Stripe, "file:///etc/passwd"),
             (Provider::Stripe, "not a url"),
         ] {
-            assert_eq!(none.check_base(refused.0, refused.1), Err(ApiProblem::HostNotAllowed), "{refused:?}");
+            assert_eq!(
+                none.check_base(refused.0, refused.1),
+                Err(ApiProblem::HostNotAllowed),
+                "{refused:?}"
+            );
         }
         let some = AllowedHosts::parse(&["127.0.0.1:4000", " proxy.internal ", "[::1]:9"]).unwrap();
-        assert!(some.check_base(Provider::Stripe, "http://127.0.0.1:4000/stripe").is_ok());
+        assert!(some
+            .check_base(Provider::Stripe, "http://127.0.0.1:4000/stripe")
+            .is_ok());
         assert!(some.check_base(Provider::Stripe, "http://127.0.0.1:4001").is_err());
         assert!(some.check_base(Provider::Paddle, "https://proxy.internal:7443").is_ok());
         assert!(some.check_base(Provider::Paddle, "http://[::1]:9").is_ok());

@@ -56,8 +56,7 @@ impl WebhookGuard {
         let forged = self.forged.lock().unwrap_or_else(|p| p.into_inner());
         let (started, count) = forged.get(connection_id)?;
         let elapsed = started.elapsed();
-        (*count >= FORGED_PER_WINDOW && elapsed < FORGED_WINDOW)
-            .then(|| (FORGED_WINDOW - elapsed).as_secs().max(1))
+        (*count >= FORGED_PER_WINDOW && elapsed < FORGED_WINDOW).then(|| (FORGED_WINDOW - elapsed).as_secs().max(1))
     }
 
     pub fn record_forged(&self, connection_id: &str) {

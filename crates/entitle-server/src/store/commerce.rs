@@ -247,7 +247,8 @@ pub struct Delivery {
     pub tenant_id: String,
 }
 
-const DELIVERY_COLUMNS: &str = "id, tenant_id, connection_id, event_id, event_type, order_ref, received_at, outcome, detail,
+const DELIVERY_COLUMNS: &str =
+    "id, tenant_id, connection_id, event_id, event_type, order_ref, received_at, outcome, detail,
     headers, body, objects, body_size, body_sha256, body_truncated";
 
 fn delivery(row: &AnyRow) -> StoreResult<Delivery> {
@@ -349,13 +350,11 @@ pub async fn take_rejection_slot(
             return Ok(true);
         }
     }
-    sqlx::query(
-        "UPDATE commerce_rejections SET dropped = dropped + 1 WHERE connection_id = $1 AND window_start = $2",
-    )
-    .bind(connection_id)
-    .bind(window_start)
-    .execute(conn)
-    .await?;
+    sqlx::query("UPDATE commerce_rejections SET dropped = dropped + 1 WHERE connection_id = $1 AND window_start = $2")
+        .bind(connection_id)
+        .bind(window_start)
+        .execute(conn)
+        .await?;
     Ok(false)
 }
 

@@ -27,7 +27,13 @@ pub(crate) async fn connection(app: &TestApp, key: &str, provider: &str) -> Stri
 }
 
 /// Signs and posts a delivery the way `provider` would.
-pub(crate) async fn deliver(app: &TestApp, connection: &str, provider: &str, id: &str, body: &Value) -> (StatusCode, Value) {
+pub(crate) async fn deliver(
+    app: &TestApp,
+    connection: &str,
+    provider: &str,
+    id: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
     // Maxio posts forms: its test bodies are the form text.
     let bytes = match body.as_str() {
         Some(form) => form.as_bytes().to_vec(),

@@ -159,30 +159,33 @@ async fn counting_api() -> (String, Arc<AtomicUsize>) {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let counted = hits.clone();
     let target = base.clone();
-    let app = axum::Router::new()
-        .route(
-            "/v1/customers/{id}",
-            get(move |Path(id): Path<String>| {
-                let counted = counted.clone();
-                async move {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    axum::Json(json!({"id": id, "email": "leaked@example.com"}))
-                }
-            }),
-        )
-        .route(
-            "/redirect/v1/customers/{id}",
-            get(move |Path(id): Path<String>| {
-                let target = target.clone();
-                async move { axum::response::Redirect::temporary(&format!("{target}/v1/customers/{id}")).into_response() }
-            }),
-        )
-        .route(
-            "/big/v1/customers/{id}",
-            get(|Path(id): Path<String>| async move {
-                axum::Json(json!({"id": id, "email": "big@example.com", "pad": "z".repeat(2 * 1024 * 1024)}))
-            }),
-        );
+    let app =
+        axum::Router::new()
+            .route(
+                "/v1/customers/{id}",
+                get(move |Path(id): Path<String>| {
+                    let counted = counted.clone();
+                    async move {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        axum::Json(json!({"id": id, "email": "leaked@example.com"}))
+                    }
+                }),
+            )
+            .route(
+                "/redirect/v1/customers/{id}",
+                get(move |Path(id): Path<String>| {
+                    let target = target.clone();
+                    async move {
+                        axum::response::Redirect::temporary(&format!("{target}/v1/customers/{id}")).into_response()
+                    }
+                }),
+            )
+            .route(
+                "/big/v1/customers/{id}",
+                get(|Path(id): Path<String>| async move {
+                    axum::Json(json!({"id": id, "email": "big@example.com", "pad": "z".repeat(2 * 1024 * 1024)}))
+                }),
+            );
     tokio::spawn(async move { axum::serve(listener, app).await });
     (base, hits)
 }
@@ -196,8 +199,13 @@ fn subscription(n: u32) -> Value {
 }
 
 async fn stripe_connection(app: &TestApp, key: &str, base: &str) -> crate::helpers::Response {
-    app.post(key, "/api/v1/storefront-connections", json!({"provider": "stripe", "name": "Stripe",
-        "secrets": [SECRET], "api_key": "rk_live_secret", "api_base_url": base})).await
+    app.post(
+        key,
+        "/api/v1/storefront-connections",
+        json!({"provider": "stripe", "name": "Stripe",
+        "secrets": [SECRET], "api_key": "rk_live_secret", "api_base_url": base}),
+    )
+    .await
 }
 
 backend_test! {
