@@ -21,15 +21,16 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::error::ApiError;
 use crate::api::extract::ClientIp;
-use crate::api::rate_limit::FailureLimiter;
 use crate::config::Config;
 use crate::domain::ids;
 use crate::mail::{DeliverySettings, Transport};
 use crate::metrics::Metrics;
 use crate::server::ConnectionLimits;
+use crate::services::commerce::Storefronts;
 use crate::services::lease_writer::LeaseWriter;
 use crate::services::mail::MailSettings;
 use crate::services::signing::KeyRing;
+use crate::services::webhook_guard::WebhookGuard;
 use crate::store::Store;
 
 /// Request bodies larger than this are refused with 413 before they are read.
@@ -45,17 +46,12 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Admits credential attempts (activation codes, passwords) against their budgets.
     pub attempts: Arc<crate::services::attempts::Attempts>,
-    /// Storefront deliveries refused for their signature, per address.
-    pub forged_deliveries: Arc<FailureLimiter>,
+    /// Providers' API client and the limits on badly signed storefront deliveries.
+    pub storefronts: Arc<Storefronts>,
     /// Writes lease refreshes in groups.
     pub leases: LeaseWriter,
     pub mail: Arc<MailSettings>,
 }
-
-const CREDENTIAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
-/// Badly signed storefront deliveries allowed per address and window before 429 (providers never
-/// send these; a flood of them is someone guessing).
-const FORGED_DELIVERIES: u32 = 20;
 
 /// A bound, ready-to-run server. Tests build it on port 0 and read the port back.
 pub struct Application {
@@ -78,6 +74,15 @@ pub fn mail_settings(config: &Config) -> MailSettings {
         from_address: config.mail_from.clone(),
         setup_link_lifetime: chrono::Duration::days(7),
     }
+}
+
+fn storefronts(config: &Config) -> anyhow::Result<Storefronts> {
+    let allowed = crate::commerce::complete::AllowedHosts::parse(&config.provider_api_allow_hosts)
+        .map_err(|problem| anyhow::anyhow!("provider_api_allow_hosts: {problem}"))?;
+    Ok(Storefronts {
+        api: crate::commerce::complete::ProviderApi::new(allowed).context("the provider API client")?,
+        guard: WebhookGuard::new(config.rejected_delivery_retention),
+    })
 }
 
 fn delivery_settings(config: &Config) -> DeliverySettings {
@@ -109,6 +114,7 @@ impl Application {
             config.public_url = format!("http://{}", listener.local_addr().context("the bound address")?);
         }
         let mail = Arc::new(mail_settings(&config));
+        let storefronts = Arc::new(storefronts(&config)?);
         Ok(Application {
             listener,
             state: AppState {
@@ -117,7 +123,7 @@ impl Application {
                 config: Arc::new(config),
                 keys: Arc::new(KeyRing::default()),
                 attempts: Arc::default(),
-                forged_deliveries: Arc::new(FailureLimiter::new(FORGED_DELIVERIES, CREDENTIAL_WINDOW)),
+                storefronts,
                 leases: LeaseWriter::start(store.clone()),
                 mail,
             },

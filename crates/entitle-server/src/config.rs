@@ -62,6 +62,13 @@ pub struct ConfigLayer {
     /// milliseconds (default 10000).
     #[arg(long, env = "ENTITLE_SHUTDOWN_GRACE_MS", global = true)]
     pub shutdown_grace_ms: Option<u64>,
+    /// Hosts besides the providers' official APIs that storefront connections may send their API
+    /// key to: a comma list of host[:port], or `*` for any (default: none).
+    #[arg(long, env = "ENTITLE_PROVIDER_API_ALLOW_HOSTS", global = true)]
+    pub provider_api_allow_hosts: Option<String>,
+    /// Days badly signed storefront deliveries are kept before they are purged (default 7).
+    #[arg(long, env = "ENTITLE_REJECTED_DELIVERY_RETENTION_DAYS", global = true)]
+    pub rejected_delivery_retention_days: Option<u32>,
 }
 
 impl ConfigLayer {
@@ -81,6 +88,10 @@ impl ConfigLayer {
             header_timeout_ms: self.header_timeout_ms.or(lower.header_timeout_ms),
             request_timeout_ms: self.request_timeout_ms.or(lower.request_timeout_ms),
             shutdown_grace_ms: self.shutdown_grace_ms.or(lower.shutdown_grace_ms),
+            provider_api_allow_hosts: self.provider_api_allow_hosts.or(lower.provider_api_allow_hosts),
+            rejected_delivery_retention_days: self
+                .rejected_delivery_retention_days
+                .or(lower.rejected_delivery_retention_days),
         }
     }
 }
@@ -104,6 +115,9 @@ pub struct Config {
     pub header_timeout: Duration,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Extra hosts providers' API calls may go to (`host[:port]` or `*`).
+    pub provider_api_allow_hosts: Vec<String>,
+    pub rejected_delivery_retention: chrono::Duration,
 }
 
 impl Config {
@@ -139,6 +153,15 @@ impl Config {
             crate::domain::Email::parse(mail_from.as_str()).is_ok() || mail_from.ends_with("@localhost"),
             "mail_from {mail_from:?} is not an email address"
         );
+        let provider_api_allow_hosts: Vec<String> = layer
+            .provider_api_allow_hosts
+            .unwrap_or_default()
+            .split(',')
+            .map(|host| host.trim().to_owned())
+            .filter(|host| !host.is_empty())
+            .collect();
+        crate::commerce::complete::AllowedHosts::parse(&provider_api_allow_hosts)
+            .map_err(|problem| anyhow::anyhow!("provider_api_allow_hosts: {problem}"))?;
         Ok(Config {
             listen,
             data_dir,
@@ -155,6 +178,10 @@ impl Config {
             header_timeout: Duration::from_millis(layer.header_timeout_ms.unwrap_or(10_000).max(1)),
             request_timeout: Duration::from_millis(layer.request_timeout_ms.unwrap_or(30_000).max(1)),
             shutdown_grace: Duration::from_millis(layer.shutdown_grace_ms.unwrap_or(10_000)),
+            provider_api_allow_hosts,
+            rejected_delivery_retention: chrono::Duration::days(i64::from(
+                layer.rejected_delivery_retention_days.unwrap_or(7).max(1),
+            )),
         })
     }
 

@@ -2,11 +2,10 @@
 //! connections, mappings and deliveries.
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use std::net::SocketAddr;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, OptionalJson, Permission};
@@ -27,28 +26,12 @@ use crate::store::commerce::{Delivery, Mapping};
     responses((status = 200, body = Receipt), (status = "4XX", body = ErrorBody)))]
 pub async fn receive(
     State(app): State<AppState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    if let Some(wait) = app.forged_deliveries.blocked(address.ip()) {
-        let mut response = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many badly signed deliveries",
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, wait.into());
-        return Ok(response);
-    }
     let now = crate::services::now();
-    let outcome = commerce::receive(&app.store, &app.mail, &id, &headers, &body, now).await;
-    if matches!(outcome, Err(DeliveryError::Rejected(_))) {
-        app.forged_deliveries.record_failure(address.ip());
-    }
+    let outcome = commerce::receive(&app.store, &app.mail, &app.storefronts, &id, &headers, &body, now).await;
     match outcome {
         // A batch partly processed: 202 with the processed event ids, one per line, so FastSpring
         // resends only the others.
@@ -68,6 +51,18 @@ pub async fn receive(
             "invalid_signature",
             rejection.to_string(),
         )),
+        Err(DeliveryError::Limited { retry_after }) => {
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many badly signed deliveries",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+            Ok(response)
+        }
         Err(DeliveryError::Unreadable(detail)) => {
             Err(ApiError::new(StatusCode::BAD_REQUEST, "unreadable_delivery", detail))
         }
@@ -87,7 +82,7 @@ pub async fn create_connection(
     let ctx = caller.require(Permission::ManageCatalogue)?;
     Ok((
         StatusCode::CREATED,
-        Json(commerce::create_connection(&app.store, &ctx, &app.mail, body).await?),
+        Json(commerce::create_connection(&app.store, &ctx, &app.mail, app.storefronts.api.allowed(), body).await?),
     ))
 }
 
@@ -132,7 +127,7 @@ pub async fn update_connection(
 ) -> ApiResult<Json<ConnectionView>> {
     let ctx = caller.require(Permission::ManageCatalogue)?;
     Ok(Json(
-        commerce::update_connection(&app.store, &ctx, &app.mail, &id, patch).await?,
+        commerce::update_connection(&app.store, &ctx, &app.mail, app.storefronts.api.allowed(), &id, patch).await?,
     ))
 }
 
@@ -218,5 +213,7 @@ pub async fn replay(
     OptionalJson(_body): OptionalJson<serde_json::Value>,
 ) -> ApiResult<Json<Receipt>> {
     let ctx = caller.require(Permission::ManageEntitlements)?;
-    Ok(Json(commerce::replay(&app.store, &ctx, &app.mail, &id).await?))
+    Ok(Json(
+        commerce::replay(&app.store, &ctx, &app.mail, &app.storefronts.api, &id).await?,
+    ))
 }

@@ -13,7 +13,6 @@ pub mod mail;
 pub mod ops;
 pub mod permissions;
 pub mod portal;
-pub mod rate_limit;
 pub mod resources;
 
 use axum::routing::get;

@@ -10,7 +10,9 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use super::mail::MailSettings;
+use super::webhook_guard::{WebhookGuard, EXCERPT_BYTES, PURGE_BATCH, REJECTED_CAPS};
 use super::{found, on_duplicate, record, snapshot, Actor, ActorKind, Ctx, Page, Paging, ServiceError, ServiceResult};
+use crate::commerce::complete::{AllowedHosts, ProviderApi};
 use crate::commerce::event::{CommerceEvent, OrderState};
 use crate::commerce::signature::Rejection;
 use crate::commerce::{Provider, Verification};
@@ -18,6 +20,13 @@ use crate::domain::{ids, Email, EndUser, EndUserRole, Name, RuleViolation, Sku};
 use crate::store::commerce::{self as db, Connection, Delivery, Mapping};
 use crate::store::{catalogue as catalogue_db, customers as customers_db, entitlements as entitlements_db};
 use crate::store::{Store, StoreError};
+
+/// What storefront deliveries need besides the store: the client for providers' APIs and the
+/// limits on badly signed deliveries. One per server.
+pub struct Storefronts {
+    pub api: ProviderApi,
+    pub guard: WebhookGuard,
+}
 
 // ---- connections and mappings (management) ----
 
@@ -37,11 +46,14 @@ pub struct ConnectionView {
     pub api_base_url: Option<String>,
     /// Zuora: the header the callout template signs into.
     pub signature_header: Option<String>,
+    /// Badly signed deliveries that were counted but not stored (over the storage caps), within
+    /// the retention period.
+    pub rejected_not_stored: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-fn view(c: &Connection, settings: &MailSettings) -> ConnectionView {
+fn view(c: &Connection, settings: &MailSettings, rejected_not_stored: i64) -> ConnectionView {
     ConnectionView {
         id: c.id.clone(),
         provider: Provider::parse(&c.provider).unwrap_or(Provider::Generic),
@@ -52,6 +64,7 @@ fn view(c: &Connection, settings: &MailSettings) -> ConnectionView {
         api_configured: c.api_key.is_some(),
         api_base_url: c.api_base_url.clone(),
         signature_header: c.signature_header.clone(),
+        rejected_not_stored,
         created_at: c.created_at,
         updated_at: c.updated_at,
     }
@@ -69,7 +82,9 @@ pub struct NewConnection {
     /// A read-only API key (Stripe restricted key, Paddle API key) to complete payloads that lack
     /// data: Stripe Checkout line items, Stripe and Paddle customer emails. Never shown again.
     pub api_key: Option<String>,
-    /// The provider's API base URL, if not the public one (a proxy, or a test double).
+    /// The provider's API base URL, if not the public one: another of the provider's official
+    /// HTTPS API hosts (a sandbox or region), or a host the operator allows
+    /// (`provider_api_allow_hosts`: a proxy, or a test double).
     pub api_base_url: Option<String>,
     /// Zuora: the header your callout template puts the HMAC in (default `X-Zuora-Signature`).
     pub signature_header: Option<String>,
@@ -87,6 +102,18 @@ pub struct ConnectionPatch {
     pub signature_header: Option<String>,
 }
 
+/// The API key travels to the base URL: only to the provider's own API, or where the operator allows.
+fn check_api_base_url(allowed: &AllowedHosts, provider: Provider, base: Option<&str>) -> Result<(), RuleViolation> {
+    match base {
+        Some(base) if allowed.check_base(provider, base).is_err() => Err(RuleViolation::new(
+            "api_base_url_not_allowed",
+            "api_base_url must be one of the provider's official HTTPS API hosts, or a host the operator allows \
+             (provider_api_allow_hosts)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn check_secrets(secrets: &[String]) -> Result<(), RuleViolation> {
     if secrets.is_empty() || secrets.len() > 5 || secrets.iter().any(|s| s.len() < 6 || s.len() > 512) {
         return Err(RuleViolation::new(
@@ -101,9 +128,11 @@ pub async fn create_connection(
     store: &Store,
     ctx: &Ctx,
     settings: &MailSettings,
+    allowed: &AllowedHosts,
     input: NewConnection,
 ) -> ServiceResult<ConnectionView> {
     check_secrets(&input.secrets)?;
+    check_api_base_url(allowed, input.provider, input.api_base_url.as_deref())?;
     let connection = Connection {
         id: ids::new_id("sfc"),
         tenant_id: ctx.tenant_id.clone(),
@@ -119,7 +148,7 @@ pub async fn create_connection(
     };
     let mut tx = store.begin().await?;
     db::insert_connection(&mut tx, &connection).await?;
-    let shown = view(&connection, settings);
+    let shown = view(&connection, settings, 0);
     record(
         &mut tx,
         ctx,
@@ -139,11 +168,13 @@ pub async fn get_connection(
     settings: &MailSettings,
     id: &str,
 ) -> ServiceResult<ConnectionView> {
+    let mut conn = store.read().await?;
     let connection = found(
-        db::get_connection(&mut *store.read().await?, &ctx.tenant_id, id).await?,
+        db::get_connection(&mut conn, &ctx.tenant_id, id).await?,
         "storefront connection",
     )?;
-    Ok(view(&connection, settings))
+    let not_stored = db::rejections_not_stored(&mut conn, id).await?;
+    Ok(view(&connection, settings, not_stored))
 }
 
 pub async fn list_connections(
@@ -153,14 +184,13 @@ pub async fn list_connections(
     paging: &Paging,
 ) -> ServiceResult<Page<ConnectionView>> {
     paging.check()?;
-    let items = db::list_connections(
-        &mut *store.read().await?,
-        &ctx.tenant_id,
-        paging.after(),
-        paging.fetch_limit(),
-    )
-    .await?;
-    let views = items.iter().map(|c| view(c, settings)).collect();
+    let mut conn = store.read().await?;
+    let items = db::list_connections(&mut conn, &ctx.tenant_id, paging.after(), paging.fetch_limit()).await?;
+    let mut views = Vec::with_capacity(items.len());
+    for c in &items {
+        let not_stored = db::rejections_not_stored(&mut conn, &c.id).await?;
+        views.push(view(c, settings, not_stored));
+    }
     Ok(paging.page(views, |v: &ConnectionView| &v.id))
 }
 
@@ -168,6 +198,7 @@ pub async fn update_connection(
     store: &Store,
     ctx: &Ctx,
     settings: &MailSettings,
+    allowed: &AllowedHosts,
     id: &str,
     patch: ConnectionPatch,
 ) -> ServiceResult<ConnectionView> {
@@ -179,7 +210,10 @@ pub async fn update_connection(
         db::get_connection(&mut tx, &ctx.tenant_id, id).await?,
         "storefront connection",
     )?;
-    let before = view(&connection, settings);
+    let provider = Provider::parse(&connection.provider).ok_or(ServiceError::NotFound("storefront connection"))?;
+    check_api_base_url(allowed, provider, patch.api_base_url.as_deref())?;
+    let not_stored = db::rejections_not_stored(&mut tx, id).await?;
+    let before = view(&connection, settings, not_stored);
     connection.name = patch.name.map(|n| n.to_string()).unwrap_or(connection.name);
     let rotated = patch.secrets.is_some();
     connection.secrets = patch.secrets.unwrap_or(connection.secrets);
@@ -193,7 +227,7 @@ pub async fn update_connection(
         .or(connection.signature_header);
     connection.updated_at = ctx.now;
     db::update_connection(&mut tx, &connection).await?;
-    let after = view(&connection, settings);
+    let after = view(&connection, settings, not_stored);
     let mut summary = super::changes(&before, &after);
     if rotated {
         summary["secrets"] = serde_json::json!("replaced");
@@ -363,6 +397,9 @@ pub enum DeliveryError {
     UnknownConnection,
     #[error("{0}")]
     Rejected(Rejection),
+    /// Badly signed again, after too many such deliveries to this connection.
+    #[error("too many badly signed deliveries")]
+    Limited { retry_after: u64 },
     #[error("{0}")]
     Unreadable(String),
     #[error(transparent)]
@@ -400,6 +437,11 @@ fn kept_headers(provider: Provider, headers: &HeaderMap) -> serde_json::Value {
     serde_json::Value::Object(kept)
 }
 
+fn sha256_hex(body: &[u8]) -> String {
+    use sha2::Digest;
+    crate::commerce::signature::hex(&sha2::Sha256::digest(body))
+}
+
 fn delivery_record(connection: &Connection, headers: serde_json::Value, body: &[u8], now: DateTime<Utc>) -> Delivery {
     Delivery {
         id: ids::new_id("dlv"),
@@ -413,6 +455,9 @@ fn delivery_record(connection: &Connection, headers: serde_json::Value, body: &[
         detail: None,
         headers,
         body: String::from_utf8_lossy(body).into_owned(),
+        body_size: i64::try_from(body.len()).ok(),
+        body_sha256: Some(sha256_hex(body)),
+        body_truncated: false,
         objects: Vec::new(),
     }
 }
@@ -423,10 +468,64 @@ async fn store_delivery(store: &Store, delivery: &Delivery) -> Result<(), Delive
     Ok(())
 }
 
+/// Records a badly signed delivery: its first bytes, size and hash (enough to diagnose a wrong
+/// secret, or to match a body the provider shows), if the connection's caps leave room; otherwise
+/// it is only counted.
+async fn store_rejection(
+    store: &Store,
+    guard: &WebhookGuard,
+    connection: &Connection,
+    headers: serde_json::Value,
+    body: &[u8],
+    rejection: &Rejection,
+    now: DateTime<Utc>,
+) -> Result<(), DeliveryError> {
+    let mut conn = store.write_conn().await?;
+    let at = now.timestamp_millis();
+    let window_start = at - at.rem_euclid(3_600_000);
+    let since = at - guard.retention.num_milliseconds();
+    if !db::take_rejection_slot(&mut conn, &connection.id, window_start, since, REJECTED_CAPS).await? {
+        return Ok(());
+    }
+    let excerpt = &body[..body.len().min(EXCERPT_BYTES)];
+    let mut record = delivery_record(connection, headers, excerpt, now);
+    record.body_size = i64::try_from(body.len()).ok();
+    record.body_sha256 = Some(sha256_hex(body));
+    record.body_truncated = excerpt.len() < body.len();
+    record.outcome = "rejected".into();
+    record.detail = Some(rejection.to_string());
+    db::insert_delivery(&mut conn, &record).await?;
+    Ok(())
+}
+
+/// Deletes rejected deliveries older than the retention period, in a bounded batch, in the
+/// background: run now and then by whichever delivery comes along, so no timer is needed.
+fn purge_rejected_now_and_then(store: &Store, storefronts: &std::sync::Arc<Storefronts>, now: DateTime<Utc>) {
+    if !storefronts.guard.claim_purge(now) {
+        return;
+    }
+    let store = store.clone();
+    let storefronts = storefronts.clone();
+    let before = (now - storefronts.guard.retention).timestamp_millis();
+    tokio::spawn(async move {
+        let purged = async {
+            let mut conn = store.write_conn().await?;
+            db::purge_rejected(&mut conn, before, PURGE_BATCH).await
+        }
+        .await;
+        match purged {
+            Ok(count) if count >= PURGE_BATCH as u64 => storefronts.guard.purge_again_soon(),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = %error, "purging old rejected storefront deliveries failed"),
+        }
+    });
+}
+
 /// `POST /commerce/v1/{connection}`: verify, then apply every event of the delivery.
 pub async fn receive(
     store: &Store,
     settings: &MailSettings,
+    storefronts: &std::sync::Arc<Storefronts>,
     connection_id: &str,
     headers: &HeaderMap,
     body: &[u8],
@@ -435,6 +534,7 @@ pub async fn receive(
     let connection = db::connection_by_id(&mut *store.read().await?, connection_id)
         .await?
         .ok_or(DeliveryError::UnknownConnection)?;
+    purge_rejected_now_and_then(store, storefronts, now);
     let provider = Provider::parse(&connection.provider).ok_or(DeliveryError::UnknownConnection)?;
     let verification = Verification {
         headers,
@@ -445,11 +545,15 @@ pub async fn receive(
         signature_header: connection.signature_header.as_deref(),
     };
     let kept = kept_headers(provider, headers);
+    // The signature is checked before any limit: a correctly signed delivery is never refused
+    // because someone else sent forgeries to the same connection.
     if let Err(rejection) = provider.verify(&verification) {
-        let mut record = delivery_record(&connection, kept, body, now);
-        record.outcome = "rejected".into();
-        record.detail = Some(rejection.to_string());
-        store_delivery(store, &record).await?;
+        let guard = &storefronts.guard;
+        if let Some(retry_after) = guard.blocked(&connection.id) {
+            return Err(DeliveryError::Limited { retry_after });
+        }
+        guard.record_forged(&connection.id);
+        store_rejection(store, guard, &connection, kept, body, &rejection, now).await?;
         return Err(DeliveryError::Rejected(rejection));
     }
     let events = match provider.parse_delivery(headers, body) {
@@ -468,7 +572,7 @@ pub async fn receive(
     for mut event in events {
         let event_id = event.event_id.clone();
         let mut record = delivery_record(&connection, kept.clone(), body, now);
-        if let Err(problem) = complete(&connection, provider, &mut event).await {
+        if let Err(problem) = complete(&storefronts.api, &connection, provider, &mut event).await {
             record.detail = Some(problem);
         }
         match apply(store, settings, &connection, event, record, now).await {
@@ -488,7 +592,12 @@ pub async fn receive(
 }
 
 /// Asks the provider's API for what the event lacks, when the connection has an API key.
-async fn complete(connection: &Connection, provider: Provider, event: &mut CommerceEvent) -> Result<(), String> {
+async fn complete(
+    api: &ProviderApi,
+    connection: &Connection,
+    provider: Provider,
+    event: &mut CommerceEvent,
+) -> Result<(), String> {
     let Some(key) = connection.api_key.as_deref() else {
         event.lookups.clear();
         return Ok(());
@@ -501,15 +610,23 @@ async fn complete(connection: &Connection, provider: Provider, event: &mut Comme
         key,
         base_url: connection.api_base_url.as_deref(),
     };
-    crate::commerce::complete::complete(event, &access).await.map_err(|e| {
-        tracing::warn!(connection = %connection.id, error = %e, "completing a storefront event failed");
-        format!("the provider's API could not complete the event: {e}")
-    })
+    crate::commerce::complete::complete(event, api, &access)
+        .await
+        .map_err(|problem| {
+            tracing::warn!(connection = %connection.id, %problem, "completing a storefront event failed");
+            format!("the provider's API could not complete the event: {problem}")
+        })
 }
 
 /// Re-applies a stored delivery (after a mapping was fixed, say). The signature was checked when it
 /// arrived; an event already applied changes nothing.
-pub async fn replay(store: &Store, ctx: &Ctx, settings: &MailSettings, id: &str) -> ServiceResult<Receipt> {
+pub async fn replay(
+    store: &Store,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    api: &ProviderApi,
+    id: &str,
+) -> ServiceResult<Receipt> {
     let stored = get_delivery(store, ctx, id).await?;
     if stored.outcome == "rejected" {
         return Err(
@@ -529,7 +646,7 @@ pub async fn replay(store: &Store, ctx: &Ctx, settings: &MailSettings, id: &str)
     for mut event in events {
         let mut record = delivery_record(&connection, stored.headers.clone(), stored.body.as_bytes(), ctx.now);
         record.detail = Some(format!("replay of {}", stored.id));
-        if let Err(problem) = complete(&connection, provider, &mut event).await {
+        if let Err(problem) = complete(api, &connection, provider, &mut event).await {
             record.detail = Some(format!("replay of {}; {problem}", stored.id));
         }
         let applied = apply(store, settings, &connection, event, record, ctx.now)

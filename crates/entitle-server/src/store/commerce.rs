@@ -232,8 +232,15 @@ pub struct Delivery {
     pub detail: Option<String>,
     /// The headers that matter (signature, ids).
     pub headers: serde_json::Value,
-    /// The raw body as received.
+    /// The raw body as received; for a rejected delivery only its first bytes (see `body_truncated`).
     pub body: String,
+    /// How many bytes the body had (unknown for deliveries stored before this was recorded).
+    pub body_size: Option<i64>,
+    /// The SHA-256 of the whole body, in hex.
+    pub body_sha256: Option<String>,
+    /// Whether `body` is an excerpt: rejected deliveries are not kept whole, so forgeries cannot
+    /// fill the disk.
+    pub body_truncated: bool,
     /// Ids of the objects the delivery created or changed.
     pub objects: Vec<String>,
     #[serde(skip)]
@@ -241,7 +248,8 @@ pub struct Delivery {
 }
 
 const DELIVERY_COLUMNS: &str =
-    "id, tenant_id, connection_id, event_id, event_type, order_ref, received_at, outcome, detail, headers, body, objects";
+    "id, tenant_id, connection_id, event_id, event_type, order_ref, received_at, outcome, detail,
+    headers, body, objects, body_size, body_sha256, body_truncated";
 
 fn delivery(row: &AnyRow) -> StoreResult<Delivery> {
     Ok(Delivery {
@@ -256,6 +264,9 @@ fn delivery(row: &AnyRow) -> StoreResult<Delivery> {
         detail: row.opt_text("detail")?,
         headers: row.parsed("headers", |s| serde_json::from_str(s))?,
         body: row.text("body")?,
+        body_size: row.opt_int("body_size")?,
+        body_sha256: row.opt_text("body_sha256")?,
+        body_truncated: row.int("body_truncated")? != 0,
         objects: row.parsed("objects", |s| serde_json::from_str(s))?,
     })
 }
@@ -263,8 +274,8 @@ fn delivery(row: &AnyRow) -> StoreResult<Delivery> {
 pub async fn insert_delivery(conn: &mut AnyConnection, d: &Delivery) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO commerce_deliveries (id, tenant_id, connection_id, event_id, event_type, order_ref, received_at, outcome,
-            detail, headers, body, objects)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            detail, headers, body, objects, body_size, body_sha256, body_truncated)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&d.id)
     .bind(&d.tenant_id)
@@ -278,9 +289,103 @@ pub async fn insert_delivery(conn: &mut AnyConnection, d: &Delivery) -> StoreRes
     .bind(d.headers.to_string())
     .bind(&d.body)
     .bind(serde_json::Value::from(d.objects.clone()).to_string())
+    .bind(d.body_size)
+    .bind(d.body_sha256.as_deref())
+    .bind(i64::from(d.body_truncated))
     .execute(conn)
     .await?;
     Ok(())
+}
+
+// ---- rejected deliveries: caps and purge ----
+
+/// How many rejected deliveries of one connection may be stored.
+#[derive(Debug, Clone, Copy)]
+pub struct RejectionCaps {
+    /// Per hour (the window starting at `window_start`).
+    pub per_hour: i64,
+    /// In all windows since `since` (the retention period).
+    pub in_total: i64,
+}
+
+/// Takes a storage slot for a rejected delivery of `connection_id`: `true` if it may be stored,
+/// `false` if it is over a cap (then it is only counted).
+pub async fn take_rejection_slot(
+    conn: &mut AnyConnection,
+    connection_id: &str,
+    window_start: i64,
+    since: i64,
+    caps: RejectionCaps,
+) -> StoreResult<bool> {
+    sqlx::query(
+        "INSERT INTO commerce_rejections (connection_id, window_start, stored, dropped) VALUES ($1, $2, 0, 0)
+         ON CONFLICT (connection_id, window_start) DO NOTHING",
+    )
+    .bind(connection_id)
+    .bind(window_start)
+    .execute(&mut *conn)
+    .await?;
+    // SUM over BIGINT is NUMERIC on PostgreSQL, which the Any driver cannot decode: cast it back.
+    let kept = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(stored), 0) AS BIGINT) AS kept FROM commerce_rejections
+         WHERE connection_id = $1 AND window_start >= $2",
+    )
+    .bind(connection_id)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?
+    .int("kept")?;
+    if kept < caps.in_total {
+        // The condition is checked on the row as locked, so concurrent deliveries cannot overshoot.
+        let taken = sqlx::query(
+            "UPDATE commerce_rejections SET stored = stored + 1
+             WHERE connection_id = $1 AND window_start = $2 AND stored < $3",
+        )
+        .bind(connection_id)
+        .bind(window_start)
+        .bind(caps.per_hour)
+        .execute(&mut *conn)
+        .await?;
+        if taken.rows_affected() == 1 {
+            return Ok(true);
+        }
+    }
+    sqlx::query("UPDATE commerce_rejections SET dropped = dropped + 1 WHERE connection_id = $1 AND window_start = $2")
+        .bind(connection_id)
+        .bind(window_start)
+        .execute(conn)
+        .await?;
+    Ok(false)
+}
+
+/// Rejected deliveries of a connection that were counted but not stored (over a cap), in the
+/// windows not purged yet.
+pub async fn rejections_not_stored(conn: &mut AnyConnection, connection_id: &str) -> StoreResult<i64> {
+    sqlx::query(
+        "SELECT CAST(COALESCE(SUM(dropped), 0) AS BIGINT) AS dropped FROM commerce_rejections WHERE connection_id = $1",
+    )
+    .bind(connection_id)
+    .fetch_one(conn)
+    .await?
+    .int("dropped")
+}
+
+/// Deletes up to `limit` rejected deliveries received before `before`, and the counting windows
+/// that started before it. Answers how many deliveries went.
+pub async fn purge_rejected(conn: &mut AnyConnection, before: i64, limit: i64) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM commerce_deliveries WHERE id IN (
+            SELECT id FROM commerce_deliveries WHERE outcome = 'rejected' AND received_at < $1 LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM commerce_rejections WHERE window_start < $1")
+        .bind(before)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 pub async fn get_delivery(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> StoreResult<Option<Delivery>> {

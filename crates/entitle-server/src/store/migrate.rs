@@ -18,6 +18,7 @@ const LICENSING: &str = include_str!("../../migrations/common/0003_licensing.sql
 const MAIL: &str = include_str!("../../migrations/common/0004_mail.sql");
 const COMMERCE: &str = include_str!("../../migrations/common/0005_commerce.sql");
 const CREDENTIAL_BUDGETS: &str = include_str!("../../migrations/common/0006_credential_budgets.sql");
+const COMMERCE_REJECTIONS: &str = include_str!("../../migrations/common/0008_commerce_rejections.sql");
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -55,6 +56,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "credential_budgets",
         sqlite: CREDENTIAL_BUDGETS,
         postgres: CREDENTIAL_BUDGETS,
+    },
+    Migration {
+        version: 8,
+        name: "commerce_rejections",
+        sqlite: COMMERCE_REJECTIONS,
+        postgres: COMMERCE_REJECTIONS,
     },
 ];
 

@@ -6,11 +6,11 @@ use entitle_server::commerce::signature::sign_hex;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{backend_test, join_all, seed_catalogue, TestApp};
+use crate::helpers::{backend_test, configured_backend_test, join_all, seed_catalogue, TestApp};
 
-const SECRET: &str = "whsec_c2VjcmV0LWZvci10ZXN0cy0xMjM0NTY=";
+pub(crate) const SECRET: &str = "whsec_c2VjcmV0LWZvci10ZXN0cy0xMjM0NTY=";
 
-async fn connection(app: &TestApp, key: &str, provider: &str) -> String {
+pub(crate) async fn connection(app: &TestApp, key: &str, provider: &str) -> String {
     let c = app
         .create(
             key,
@@ -27,7 +27,13 @@ async fn connection(app: &TestApp, key: &str, provider: &str) -> String {
 }
 
 /// Signs and posts a delivery the way `provider` would.
-async fn deliver(app: &TestApp, connection: &str, provider: &str, id: &str, body: &Value) -> (StatusCode, Value) {
+pub(crate) async fn deliver(
+    app: &TestApp,
+    connection: &str,
+    provider: &str,
+    id: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
     // Maxio posts forms: its test bodies are the form text.
     let bytes = match body.as_str() {
         Some(form) => form.as_bytes().to_vec(),
@@ -92,7 +98,7 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339()
 }
 
-fn generic(
+pub(crate) fn generic(
     kind: &str,
     order: &str,
     at: DateTime<Utc>,
@@ -113,7 +119,7 @@ fn generic(
     body
 }
 
-async fn order_entitlement(app: &TestApp, key: &str, order: &str) -> Option<Value> {
+pub(crate) async fn order_entitlement(app: &TestApp, key: &str, order: &str) -> Option<Value> {
     let list = app.fetch(key, &format!("/api/v1/entitlements?order_ref={order}")).await;
     list["data"].as_array().unwrap().first().cloned()
 }
@@ -420,7 +426,7 @@ fn history(provider: &str, order: &str, base: DateTime<Utc>) -> Vec<(String, Val
     }
 }
 
-async fn mappings(app: &TestApp, key: &str, conn: &str, provider: &str) {
+pub(crate) async fn mappings(app: &TestApp, key: &str, conn: &str, provider: &str) {
     let refs = match provider {
         "stripe" => [("price_pro_monthly", "PRO-M"), ("price_pro_perpetual", "PRO-P")],
         "lemon_squeezy" => [("v_monthly", "PRO-M"), ("v_perpetual", "PRO-P")],
@@ -548,7 +554,7 @@ backend_test! {
         }
         assert!(limited.is_some(), "429 with Retry-After");
         let unknown = app.client.post(format!("{}/commerce/v1/sfc_unknown", app.base)).body("{}").send().await.unwrap();
-        assert_eq!(unknown.status(), StatusCode::TOO_MANY_REQUESTS, "the limit is per address");
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND, "the limit is per connection, not per address");
     }
 }
 
@@ -681,7 +687,8 @@ async fn fake_provider_api() -> String {
     base
 }
 
-backend_test! {
+configured_backend_test! {
+    configure: |layer: &mut entitle_server::config::ConfigLayer| layer.provider_api_allow_hosts = Some("127.0.0.1".into()),
     async fn payloads_that_lack_data_are_completed_from_the_provider_api(app) {
         let t = app.tenant("Acme").await;
         seed_catalogue(app, &t.key).await;

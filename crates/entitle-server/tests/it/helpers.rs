@@ -47,6 +47,40 @@ macro_rules! backend_test {
 }
 pub(crate) use backend_test;
 
+/// `backend_test!` on a server whose settings the closure adjusts (`|layer: &mut ConfigLayer| …`).
+macro_rules! configured_backend_test {
+    (configure: $configure:expr, async fn $name:ident($app:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: &$crate::helpers::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::TestApp::spawn_configured($crate::helpers::Backend::Sqlite, $configure)
+                    .await
+                    .unwrap();
+                run(&app).await;
+                app.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(app) =
+                    $crate::helpers::TestApp::spawn_configured($crate::helpers::Backend::Postgres, $configure).await
+                else {
+                    eprintln!("ENTITLE_TEST_DATABASE_URL is not set: PostgreSQL variant not run");
+                    return;
+                };
+                run(&app).await;
+                app.stop().await;
+            }
+        }
+    };
+}
+pub(crate) use configured_backend_test;
+
 /// A directory removed when dropped.
 pub struct TempDir(pub PathBuf);
 

@@ -9,6 +9,7 @@ mod catalogue;
 mod cli;
 mod commerce;
 mod connections;
+mod commerce_abuse;
 mod entitlements;
 mod events;
 mod hardening;
