@@ -16,7 +16,8 @@ use crate::store::licensing::ActivationLogEntry;
 pub struct ActivationQuery {
     /// Only seats still held. Default: all, including ended ones.
     pub live: Option<bool>,
-    pub limit: Option<u32>,
+    #[param(inline)]
+    pub limit: Option<crate::domain::PageLimit>,
     pub after: Option<String>,
 }
 

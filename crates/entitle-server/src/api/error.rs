@@ -9,6 +9,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::bounds::rule_code_in;
 use crate::services::ServiceError;
 
 #[derive(Debug)]
@@ -128,7 +129,11 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let message = rejection.body_text();
         match rejection {
-            JsonRejection::JsonDataError(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", message),
+            JsonRejection::JsonDataError(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                rule_code_in(&message).unwrap_or("invalid_body"),
+                message,
+            ),
             JsonRejection::JsonSyntaxError(_) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message),
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -147,7 +152,13 @@ impl From<JsonRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", rejection.body_text())
+        // A value out of its domain's range (`?limit=0`) is a broken rule like one in a body: 422
+        // with the rule's code. Anything else (`?limit=abc`) is a malformed query.
+        let message = rejection.body_text();
+        match rule_code_in(&message) {
+            Some(code) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message),
+            None => ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message),
+        }
     }
 }
 

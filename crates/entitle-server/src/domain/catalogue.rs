@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Email, Interval, Key, Name, RuleViolation, Sku};
+use super::{Email, FeatureAmount, Interval, Key, Name, RuleViolation, Sku};
 
 /// Enums stored as their snake_case name; `parse` is the inverse of `as_str`.
 macro_rules! text_enum {
@@ -64,11 +64,42 @@ text_enum!(
 
 /// How many seats beyond the seat count may be used (and are then flagged as overdraft).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "OverdraftRepr")]
 pub struct Overdraft {
     pub kind: OverdraftKind,
     /// Seats for `absolute`, percent of the seat count for `percentage`; ignored otherwise.
-    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub value: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverdraftRepr {
+    kind: OverdraftKind,
+    #[serde(default)]
+    value: u32,
+}
+
+impl Overdraft {
+    /// A billion seats (or percent) at most, so the allowance of the largest seat count fits an i64.
+    pub const MAX_VALUE: u32 = 1_000_000_000;
+
+    pub fn new(kind: OverdraftKind, value: u32) -> Result<Self, RuleViolation> {
+        if value > Self::MAX_VALUE {
+            return Err(RuleViolation::new(
+                "invalid_overdraft",
+                format!("an overdraft value must be between 0 and {}", Self::MAX_VALUE),
+            ));
+        }
+        Ok(Self { kind, value })
+    }
+}
+
+impl TryFrom<OverdraftRepr> for Overdraft {
+    type Error = super::bounds::Rejected;
+    fn try_from(repr: OverdraftRepr) -> Result<Self, Self::Error> {
+        Ok(Overdraft::new(repr.kind, repr.value)?)
+    }
 }
 
 impl Overdraft {
@@ -83,7 +114,9 @@ impl Overdraft {
             OverdraftKind::None => Some(0),
             OverdraftKind::Absolute => Some(self.value as i64),
             // Rounded up: 10% of 5 seats allows one extra seat, not none.
-            OverdraftKind::Percentage => Some((seat_count.max(0) * self.value as i64 + 99) / 100),
+            OverdraftKind::Percentage => {
+                Some(seat_count.max(0).saturating_mul(self.value as i64).saturating_add(99) / 100)
+            }
             OverdraftKind::Unlimited => None,
         }
     }
@@ -154,9 +187,13 @@ pub struct Attribute {
 pub struct FeatureValue {
     pub key: Key,
     #[serde(default)]
-    pub limit: Option<i64>,
-    #[serde(default)]
-    pub overdraft: i64,
+    pub limit: Option<FeatureAmount>,
+    #[serde(default = "no_overdraft")]
+    pub overdraft: FeatureAmount,
+}
+
+pub(crate) fn no_overdraft() -> FeatureAmount {
+    FeatureAmount::ZERO
 }
 
 impl FeatureValue {
@@ -165,22 +202,21 @@ impl FeatureValue {
     }
 }
 
+/// Whether a limit and overdraft suit the feature's kind (their range is `FeatureAmount`'s).
 pub fn check_feature_limits(
     key: &Key,
     kind: FeatureKind,
-    limit: Option<i64>,
-    overdraft: i64,
+    limit: Option<FeatureAmount>,
+    overdraft: FeatureAmount,
 ) -> Result<(), RuleViolation> {
     let invalid = |message: String| Err(RuleViolation::new("invalid_feature_value", message));
     match kind {
-        FeatureKind::Bool if limit.is_some() || overdraft != 0 => {
+        FeatureKind::Bool if limit.is_some() || overdraft != FeatureAmount::ZERO => {
             invalid(format!("feature {key} is a bool: it takes no limit or overdraft"))
         }
-        FeatureKind::ElementPool if overdraft != 0 => {
+        FeatureKind::ElementPool if overdraft != FeatureAmount::ZERO => {
             invalid(format!("feature {key} is an element pool: it takes no overdraft"))
         }
-        _ if limit.is_some_and(|l| l < 0) => invalid(format!("the limit of feature {key} may not be negative")),
-        _ if overdraft < 0 => invalid(format!("the overdraft of feature {key} may not be negative")),
         _ => Ok(()),
     }
 }
@@ -291,14 +327,9 @@ pub struct Offering {
     pub updated_at: DateTime<Utc>,
 }
 
+/// For seat counts formed by arithmetic (seats × quantity + extra seats); inputs are `SeatCount`s.
 pub fn check_seat_count(seats: i64) -> Result<(), RuleViolation> {
-    if !(0..=1_000_000_000).contains(&seats) {
-        return Err(RuleViolation::new(
-            "invalid_seat_count",
-            "a seat count must be between 0 and 1000000000",
-        ));
-    }
-    Ok(())
+    super::SeatCount::new(seats).map(|_| ())
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -367,12 +398,13 @@ mod tests {
     #[test]
     fn feature_values_match_their_kind() {
         let key = Key::parse("f").unwrap();
-        assert!(check_feature_limits(&key, FeatureKind::Bool, None, 0).is_ok());
-        assert!(check_feature_limits(&key, FeatureKind::Bool, Some(3), 0).is_err());
-        assert!(check_feature_limits(&key, FeatureKind::ElementPool, Some(3), 0).is_ok());
-        assert!(check_feature_limits(&key, FeatureKind::ElementPool, Some(3), 1).is_err());
-        assert!(check_feature_limits(&key, FeatureKind::UsageCount, Some(-1), 0).is_err());
-        assert!(check_feature_limits(&key, FeatureKind::UsageCount, None, 10).is_ok());
+        let n = |v: i64| FeatureAmount::new(v).unwrap();
+        assert!(check_feature_limits(&key, FeatureKind::Bool, None, n(0)).is_ok());
+        assert!(check_feature_limits(&key, FeatureKind::Bool, Some(n(3)), n(0)).is_err());
+        assert!(check_feature_limits(&key, FeatureKind::ElementPool, Some(n(3)), n(0)).is_ok());
+        assert!(check_feature_limits(&key, FeatureKind::ElementPool, Some(n(3)), n(1)).is_err());
+        assert!(FeatureAmount::new(-1).is_err());
+        assert!(check_feature_limits(&key, FeatureKind::UsageCount, None, n(10)).is_ok());
     }
 
     use serde_json::json;

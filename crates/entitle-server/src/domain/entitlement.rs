@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use utoipa::ToSchema;
 
 use super::catalogue::text_enum;
+use super::FeatureAmount;
 use super::{
     attribute_value_to_json, check_seat_count, ActivationCode, Attribute, AttributeKind, ConcurrencyMode, Edition,
     Feature, FeatureKind, Interval, Key, LicenseType, Offering, Overdraft, Periods, Plan, PlanStart, PlanTerms,
@@ -147,8 +148,8 @@ impl OfferingTemplate<'_> {
                     feature_id: feature.id.clone(),
                     kind: feature.kind,
                     enabled: true,
-                    limit: value.limit,
-                    overdraft: value.overdraft,
+                    limit: value.limit.map(FeatureAmount::get),
+                    overdraft: value.overdraft.get(),
                     used: 0,
                 },
             );
@@ -666,8 +667,8 @@ mod tests {
             name: Name::parse("Pro").unwrap(),
             features: vec![FeatureValue {
                 key: key("exports"),
-                limit: Some(3),
-                overdraft: 0,
+                limit: Some(FeatureAmount::new(3).unwrap()),
+                overdraft: FeatureAmount::ZERO,
             }],
             attributes: vec![],
             created_at: now,

@@ -39,14 +39,16 @@ impl IntervalUnit {
 #[serde(try_from = "IntervalRepr")]
 pub struct Interval {
     pub unit: IntervalUnit,
+    /// 1 or more, required unless the unit is `none`; at most 100 years in the unit.
+    #[schema(minimum = 0, maximum = 52_704_000)]
     pub count: u32,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IntervalRepr {
     unit: IntervalUnit,
-    #[serde(default)]
-    count: u32,
+    count: Option<u32>,
 }
 
 /// The longest period we accept, so date arithmetic never overflows: 100 years in any unit.
@@ -59,10 +61,28 @@ const MAX_COUNT: [(IntervalUnit, u32); 6] = [
     (IntervalUnit::Year, 100),
 ];
 
+/// From a request: a real unit needs a count of at least one. `{"unit": "day"}` or a zero count
+/// is refused rather than read as "no period", which would silently remove, say, a grace period.
 impl TryFrom<IntervalRepr> for Interval {
-    type Error = RuleViolation;
+    type Error = super::bounds::Rejected;
     fn try_from(repr: IntervalRepr) -> Result<Self, Self::Error> {
-        Interval::new(repr.unit, repr.count)
+        match (repr.unit, repr.count) {
+            (IntervalUnit::None, None | Some(0)) => Ok(Self::NONE),
+            (IntervalUnit::None, Some(_)) => Err(RuleViolation::new(
+                "invalid_interval",
+                "the empty period {\"unit\": \"none\"} takes no count",
+            )
+            .into()),
+            (unit, None | Some(0)) => Err(RuleViolation::new(
+                "invalid_interval",
+                format!(
+                    "a period in {}s needs a count of 1 or more; use {{\"unit\": \"none\"}} for no period",
+                    unit.as_str()
+                ),
+            )
+            .into()),
+            (unit, Some(count)) => Ok(Interval::new(unit, count)?),
+        }
     }
 }
 
@@ -206,6 +226,19 @@ mod tests {
         );
         let parsed: Interval = serde_json::from_str(r#"{"unit":"none"}"#).unwrap();
         assert!(parsed.is_none());
+        for bad in [
+            r#"{"unit":"day"}"#,
+            r#"{"unit":"day","count":0}"#,
+            r#"{"unit":"none","count":3}"#,
+            r#"{"unit":"year","count":101}"#,
+        ] {
+            let error = serde_json::from_str::<Interval>(bad).unwrap_err().to_string();
+            assert_eq!(
+                super::super::bounds::rule_code_in(&error),
+                Some("invalid_interval"),
+                "{bad}"
+            );
+        }
         assert!(serde_json::from_str::<Interval>(r#"{"unit":"day","count":-1}"#).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Pure business rules: no I/O, no clock, no database. Everything here is unit-tested.
 
+pub mod bounds;
 pub mod catalogue;
 pub mod codes;
 pub mod entitlement;
@@ -11,6 +12,7 @@ pub mod network;
 pub mod passwords;
 pub mod text;
 
+pub use bounds::{FeatureAmount, PageLimit, Quantity, SeatCount, SeatIncrement, ToleranceSeconds};
 pub use catalogue::*;
 pub use codes::ActivationCode;
 pub use entitlement::*;

@@ -3,16 +3,36 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::ToSchema;
 
 use super::RuleViolation;
 
+/// A string schema stating what the constructor accepts, so the OpenAPI document tells the truth.
+fn text_schema(min: usize, max: usize, pattern: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(min))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .into()
+}
+
 macro_rules! text_newtype {
-    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+    ($(#[$doc:meta])* $name:ident, schema = ($min:expr, $max:expr, $pattern:expr), $check:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                text_schema($min, $max, $pattern)
+            }
+        }
+
+        impl ToSchema for $name {}
 
         impl $name {
             pub fn parse(value: impl Into<String>) -> Result<Self, RuleViolation> {
@@ -55,6 +75,8 @@ macro_rules! text_newtype {
 text_newtype!(
     /// A display name: 1–200 characters after trimming, no control characters.
     Name,
+    // No control characters (Unicode Cc) and at least one character that is not a space.
+    schema = (1, 200, r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"),
     |value| {
         let trimmed = value.trim();
         if trimmed.is_empty() || trimmed.chars().count() > 200 {
@@ -70,6 +92,7 @@ text_newtype!(
 text_newtype!(
     /// A machine key for features and attributes: 1–64 of `a-z 0-9 _ . -`, starting with a letter.
     Key,
+    schema = (1, 64, r"^[a-z][a-z0-9_.-]*$"),
     |value| {
         let valid = (1..=64).contains(&value.len())
             && value.starts_with(|c: char| c.is_ascii_lowercase())
@@ -91,6 +114,7 @@ text_newtype!(
     /// A stock-keeping unit, the join key between a storefront and an offering:
     /// 1–64 of `A-Z a-z 0-9 _ . : -`.
     Sku,
+    schema = (1, 64, r"^[A-Za-z0-9_.:-]+$"),
     |value| {
         let valid = (1..=64).contains(&value.len())
             && value
@@ -112,6 +136,7 @@ text_newtype!(
     /// The check is deliberately structural (one `@`, a dotted domain, no spaces): deliverability is
     /// proven by the mail arriving, not by a regular expression.
     Email,
+    schema = (3, 254, r"^[^\s@\x00-\x1f\x7f-\x9f]{1,64}@[^\s@.\x00-\x1f\x7f-\x9f]+(\.[^\s@.\x00-\x1f\x7f-\x9f]+)+$"),
     |value| {
         let email = value.trim().to_lowercase();
         let bad = || RuleViolation::new("invalid_email", format!("{value:?} is not an email address"));

@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 use super::entitlements::{reapply_offerings, Scope};
 use super::{changes, found, on_duplicate, record, snapshot, Ctx, Page, Paging, ServiceResult};
 use crate::domain::{
-    attribute_value_from_json, check_seat_count, ids, Attribute, AttributeKind, AttributeValue, ConcurrencyMode,
-    Edition, Feature, FeatureKind, FeatureValue, Interval, Key, LicenseType, Name, Offering, Overdraft, Periods, Plan,
-    PlanKind, PlanStart, PlanTerms, Product, RuleViolation, Sku,
+    attribute_value_from_json, ids, Attribute, AttributeKind, AttributeValue, ConcurrencyMode, Edition, Feature,
+    FeatureKind, FeatureValue, Interval, Key, LicenseType, Name, Offering, Overdraft, Periods, Plan, PlanKind,
+    PlanStart, PlanTerms, Product, RuleViolation, SeatCount, Sku,
 };
 use crate::store::catalogue::{self as db, EditionValues, ListFilter};
 use crate::store::Store;
@@ -22,7 +22,8 @@ use crate::store::Store;
 #[into_params(parameter_in = Query)]
 pub struct CatalogueQuery {
     pub product_id: Option<String>,
-    pub limit: Option<u32>,
+    #[param(inline)]
+    pub limit: Option<crate::domain::PageLimit>,
     pub after: Option<String>,
 }
 
@@ -545,7 +546,7 @@ pub struct NewOffering {
     /// Must belong to the same product as the edition.
     pub plan_id: String,
     /// Seats per unit bought. Default: 1.
-    pub seat_count: Option<i64>,
+    pub seat_count: Option<SeatCount>,
     /// Default: none.
     pub overdraft: Option<Overdraft>,
     /// Default: `node_locked`.
@@ -557,14 +558,13 @@ pub struct NewOffering {
 pub struct OfferingPatch {
     pub sku: Option<Sku>,
     pub name: Option<Name>,
-    pub seat_count: Option<i64>,
+    pub seat_count: Option<SeatCount>,
     pub overdraft: Option<Overdraft>,
     pub concurrency_mode: Option<ConcurrencyMode>,
 }
 
 pub async fn create_offering(store: &Store, ctx: &Ctx, input: NewOffering) -> ServiceResult<Offering> {
-    let seat_count = input.seat_count.unwrap_or(1);
-    check_seat_count(seat_count)?;
+    let seat_count = input.seat_count.map_or(1, SeatCount::get);
     let mut tx = store.begin().await?;
     let edition = found(
         db::get_edition(&mut tx, &ctx.tenant_id, &input.edition_id).await?,
@@ -626,8 +626,7 @@ pub async fn update_offering(store: &Store, ctx: &Ctx, id: &str, patch: Offering
     let mut offering = before.clone();
     offering.sku = patch.sku.unwrap_or(offering.sku);
     offering.name = patch.name.unwrap_or(offering.name);
-    offering.seat_count = patch.seat_count.unwrap_or(offering.seat_count);
-    check_seat_count(offering.seat_count)?;
+    offering.seat_count = patch.seat_count.map_or(offering.seat_count, SeatCount::get);
     offering.overdraft = patch.overdraft.unwrap_or(offering.overdraft);
     offering.concurrency_mode = patch.concurrency_mode.unwrap_or(offering.concurrency_mode);
     offering.updated_at = ctx.now;

@@ -78,7 +78,7 @@ pub struct NewConnection {
     /// The provider's webhook signing secret(s). Several are accepted during a rotation.
     pub secrets: Vec<String>,
     /// Overrides the provider's timestamp tolerance, in seconds (Stripe 300, Paddle 5).
-    pub tolerance_seconds: Option<i64>,
+    pub tolerance_seconds: Option<crate::domain::ToleranceSeconds>,
     /// A read-only API key (Stripe restricted key, Paddle API key) to complete payloads that lack
     /// data: Stripe Checkout line items, Stripe and Paddle customer emails. Never shown again.
     pub api_key: Option<String>,
@@ -96,7 +96,7 @@ pub struct ConnectionPatch {
     pub name: Option<Name>,
     /// Replaces the secrets (to rotate: send the old and the new, later only the new).
     pub secrets: Option<Vec<String>>,
-    pub tolerance_seconds: Option<i64>,
+    pub tolerance_seconds: Option<crate::domain::ToleranceSeconds>,
     pub api_key: Option<String>,
     pub api_base_url: Option<String>,
     pub signature_header: Option<String>,
@@ -139,7 +139,7 @@ pub async fn create_connection(
         provider: input.provider.as_str().to_owned(),
         name: input.name.to_string(),
         secrets: input.secrets,
-        tolerance_seconds: input.tolerance_seconds,
+        tolerance_seconds: input.tolerance_seconds.map(crate::domain::ToleranceSeconds::get),
         api_key: input.api_key,
         api_base_url: input.api_base_url,
         signature_header: input.signature_header.map(|h| h.to_lowercase()),
@@ -217,7 +217,10 @@ pub async fn update_connection(
     connection.name = patch.name.map(|n| n.to_string()).unwrap_or(connection.name);
     let rotated = patch.secrets.is_some();
     connection.secrets = patch.secrets.unwrap_or(connection.secrets);
-    connection.tolerance_seconds = patch.tolerance_seconds.or(connection.tolerance_seconds);
+    connection.tolerance_seconds = patch
+        .tolerance_seconds
+        .map(crate::domain::ToleranceSeconds::get)
+        .or(connection.tolerance_seconds);
     let api_key_changed = patch.api_key.is_some();
     connection.api_key = patch.api_key.or(connection.api_key);
     connection.api_base_url = patch.api_base_url.or(connection.api_base_url);
@@ -264,7 +267,8 @@ pub struct NewMapping {
 #[into_params(parameter_in = Query)]
 pub struct MappingQuery {
     pub connection_id: Option<String>,
-    pub limit: Option<u32>,
+    #[param(inline)]
+    pub limit: Option<crate::domain::PageLimit>,
     pub after: Option<String>,
 }
 
@@ -360,7 +364,8 @@ pub struct DeliveryQuery {
     pub connection_id: Option<String>,
     /// `applied`, `duplicate`, `ignored`, `unmapped`, `incomplete`, `unmatched`, `unreadable`, `rejected`.
     pub outcome: Option<String>,
-    pub limit: Option<u32>,
+    #[param(inline)]
+    pub limit: Option<crate::domain::PageLimit>,
     pub after: Option<String>,
 }
 

@@ -36,7 +36,8 @@ pub struct CustomerPatch {
 pub struct CustomerQuery {
     pub email: Option<String>,
     pub external_ref: Option<String>,
-    pub limit: Option<u32>,
+    #[param(inline)]
+    pub limit: Option<crate::domain::PageLimit>,
     pub after: Option<String>,
 }
 
@@ -156,7 +157,8 @@ pub struct EndUserPatch {
 #[into_params(parameter_in = Query)]
 pub struct EndUserQuery {
     pub customer_id: Option<String>,
-    pub limit: Option<u32>,
+    #[param(inline)]
+    pub limit: Option<crate::domain::PageLimit>,
     pub after: Option<String>,
 }
 

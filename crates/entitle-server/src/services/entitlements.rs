@@ -10,11 +10,12 @@ use utoipa::ToSchema;
 
 use super::catalogue::unknown_key;
 use super::{changes, found, nullable, on_duplicate, record, Ctx, Page, Paging, ServiceResult};
+use crate::domain::FeatureAmount;
 use crate::domain::{
     check_external_ref, check_feature_limits, check_seat_count, field, ids, initial_period, is_overridable_field,
     merge_terms, period_after_plan_change, renewed_period, ActivationCode, Attribute, AttributeGrant, AttributeValue,
     ConcurrencyMode, Edition, Entitlement, EntitlementView, Feature, FeatureGrant, Interval, Key, Offering,
-    OfferingTemplate, Overdraft, Plan, Product, RuleViolation, Sku,
+    OfferingTemplate, Overdraft, Plan, Product, Quantity, RuleViolation, SeatCount, SeatIncrement, Sku,
 };
 use crate::store::catalogue as catalogue_db;
 pub use crate::store::entitlements::Scope;
@@ -85,16 +86,6 @@ async fn offering_by_sku(conn: &mut AnyConnection, ctx: &Ctx, sku: &Sku) -> Serv
         .ok_or_else(|| RuleViolation::new("unknown_sku", format!("no offering has the SKU {sku}")).into())
 }
 
-fn check_quantity(quantity: i64) -> Result<(), RuleViolation> {
-    if !(1..=1_000_000).contains(&quantity) {
-        return Err(RuleViolation::new(
-            "invalid_quantity",
-            "quantity must be between 1 and 1000000",
-        ));
-    }
-    Ok(())
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEntitlement {
@@ -102,7 +93,7 @@ pub struct NewEntitlement {
     /// The offering bought.
     pub sku: Sku,
     /// Units bought; seats are the offering's seat count times this. Default: 1.
-    pub quantity: Option<i64>,
+    pub quantity: Option<Quantity>,
     /// The order or subscription reference at the storefront.
     pub order_ref: Option<String>,
     /// Queue the credentials mail (activation code, or a password set-up link for account-based
@@ -116,8 +107,7 @@ pub async fn create(
     mail: &super::mail::MailSettings,
     input: NewEntitlement,
 ) -> ServiceResult<EntitlementView> {
-    let quantity = input.quantity.unwrap_or(1);
-    check_quantity(quantity)?;
+    let quantity = input.quantity.map_or(1, Quantity::get);
     if let Some(reference) = &input.order_ref {
         check_external_ref(reference)?;
     }
@@ -246,7 +236,8 @@ pub struct EntitlementQuery {
     pub customer_id: Option<String>,
     pub sku: Option<String>,
     pub order_ref: Option<String>,
-    pub limit: Option<u32>,
+    #[param(inline)]
+    pub limit: Option<crate::domain::PageLimit>,
     pub after: Option<String>,
 }
 
@@ -304,9 +295,9 @@ pub struct FeatureOverride {
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
     #[serde(default)]
-    pub limit: Option<i64>,
-    #[serde(default)]
-    pub overdraft: i64,
+    pub limit: Option<FeatureAmount>,
+    #[serde(default = "crate::domain::catalogue::no_overdraft")]
+    pub overdraft: FeatureAmount,
 }
 
 fn enabled_by_default() -> bool {
@@ -317,7 +308,7 @@ fn enabled_by_default() -> bool {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntitlementPatch {
-    pub seat_count: Option<i64>,
+    pub seat_count: Option<SeatCount>,
     pub overdraft: Option<Overdraft>,
     pub concurrency_mode: Option<ConcurrencyMode>,
     pub lease_period: Option<Interval>,
@@ -337,9 +328,6 @@ pub struct EntitlementPatch {
 }
 
 pub async fn update(store: &Store, ctx: &Ctx, id: &str, patch: EntitlementPatch) -> ServiceResult<EntitlementView> {
-    if let Some(seats) = patch.seat_count {
-        check_seat_count(seats)?;
-    }
     if let Some(Some(reference)) = &patch.order_ref {
         check_external_ref(reference)?;
     }
@@ -351,7 +339,7 @@ pub async fn update(store: &Store, ctx: &Ctx, id: &str, patch: EntitlementPatch)
             overrides.insert(name.to_owned());
         };
         if let Some(seats) = patch.seat_count {
-            terms.seat_count = seats;
+            terms.seat_count = seats.get();
             set(field::SEAT_COUNT);
         }
         if let Some(overdraft) = patch.overdraft {
@@ -400,8 +388,8 @@ pub async fn update(store: &Store, ctx: &Ctx, id: &str, patch: EntitlementPatch)
                         feature_id: feature.id.clone(),
                         kind: feature.kind,
                         enabled: value.enabled,
-                        limit: value.limit,
-                        overdraft: value.overdraft,
+                        limit: value.limit.map(FeatureAmount::get),
+                        overdraft: value.overdraft.get(),
                         used,
                     },
                 );
@@ -507,7 +495,7 @@ pub struct OfferingChange {
     /// The new offering: same product.
     pub sku: Sku,
     /// Default: unchanged.
-    pub quantity: Option<i64>,
+    pub quantity: Option<Quantity>,
 }
 
 pub async fn change_offering(
@@ -516,12 +504,9 @@ pub async fn change_offering(
     id: &str,
     input: OfferingChange,
 ) -> ServiceResult<EntitlementView> {
-    if let Some(quantity) = input.quantity {
-        check_quantity(quantity)?;
-    }
     modify(store, ctx, id, "entitlement.offering_changed", async |conn, e| {
         let offering = offering_by_sku(conn, ctx, &input.sku).await?;
-        let quantity = input.quantity.unwrap_or(e.quantity);
+        let quantity = input.quantity.map_or(e.quantity, Quantity::get);
         switch_offering(conn, ctx, e, offering, quantity).await
     })
     .await
@@ -530,17 +515,16 @@ pub async fn change_offering(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatAddition {
-    /// Seats to add (1 or more); they stay through later offering changes.
-    pub count: i64,
+    /// Seats to add; they stay through later offering changes.
+    pub count: SeatIncrement,
 }
 
 pub async fn add_seats(store: &Store, ctx: &Ctx, id: &str, input: SeatAddition) -> ServiceResult<EntitlementView> {
-    if !(1..=1_000_000).contains(&input.count) {
-        return Err(RuleViolation::new("invalid_seat_count", "count must be between 1 and 1000000").into());
-    }
+    let count = input.count.get();
     modify(store, ctx, id, "entitlement.seats_added", async |_conn, e| {
-        e.extra_seats += input.count;
-        e.terms.seat_count += input.count;
+        let too_many = || RuleViolation::new("invalid_seat_count", "too many seats");
+        e.extra_seats = e.extra_seats.checked_add(count).ok_or_else(too_many)?;
+        e.terms.seat_count = e.terms.seat_count.checked_add(count).ok_or_else(too_many)?;
         check_seat_count(e.terms.seat_count)?;
         Ok(())
     })

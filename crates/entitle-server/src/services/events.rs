@@ -18,7 +18,8 @@ pub struct EventQuery {
     pub since: Option<DateTime<Utc>>,
     /// Before this time (exclusive), RFC 3339.
     pub until: Option<DateTime<Utc>>,
-    pub limit: Option<u32>,
+    #[param(inline)]
+    pub limit: Option<crate::domain::PageLimit>,
     pub after: Option<String>,
 }
 

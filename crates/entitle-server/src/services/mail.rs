@@ -262,7 +262,8 @@ pub struct MailQuery {
     pub customer_id: Option<String>,
     /// `queued`, `sending`, `sent` or `failed`.
     pub status: Option<String>,
-    pub limit: Option<u32>,
+    #[param(inline)]
+    pub limit: Option<crate::domain::PageLimit>,
     pub after: Option<String>,
 }
 

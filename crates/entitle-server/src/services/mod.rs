@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
-use crate::domain::{ids, RuleViolation};
+use crate::domain::{ids, PageLimit, RuleViolation};
 use crate::store::{self, StoreError};
 
 /// The current time at the precision the store keeps (milliseconds), so what a call returns
@@ -188,21 +188,21 @@ pub struct Page<T> {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Paging {
-    pub limit: Option<u32>,
+    #[param(inline)]
+    pub limit: Option<PageLimit>,
     pub after: Option<String>,
 }
 
 impl Paging {
     pub const DEFAULT_LIMIT: u32 = 50;
-    pub const MAX_LIMIT: u32 = 200;
 
+    /// `limit` was bounded when the query was parsed (`PageLimit`); kept so callers read the same.
     pub fn check(&self) -> Result<(), RuleViolation> {
-        match self.limit {
-            Some(limit) if !(1..=Self::MAX_LIMIT).contains(&limit) => {
-                Err(RuleViolation::new("invalid_limit", "limit must be between 1 and 200"))
-            }
-            _ => Ok(()),
-        }
+        Ok(())
+    }
+
+    fn limit(&self) -> u32 {
+        self.limit.map_or(Self::DEFAULT_LIMIT, PageLimit::get)
     }
 
     pub fn after(&self) -> &str {
@@ -211,11 +211,11 @@ impl Paging {
 
     /// One more than a page, to know whether another page follows.
     pub fn fetch_limit(&self) -> i64 {
-        self.limit.unwrap_or(Self::DEFAULT_LIMIT) as i64 + 1
+        self.limit() as i64 + 1
     }
 
     pub fn page<T>(&self, mut items: Vec<T>, id: impl Fn(&T) -> &str) -> Page<T> {
-        let limit = self.limit.unwrap_or(Self::DEFAULT_LIMIT) as usize;
+        let limit = self.limit() as usize;
         let next_after = if items.len() > limit {
             items.truncate(limit);
             items.last().map(|item| id(item).to_owned())

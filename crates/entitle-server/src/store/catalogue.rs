@@ -6,9 +6,9 @@ use sqlx::AnyConnection;
 use super::rows::{some, RowExt};
 use super::{millis, StoreError, StoreResult};
 use crate::domain::{
-    attribute_value_to_json, Attribute, AttributeKind, AttributeValue, ConcurrencyMode, Edition, Feature, FeatureKind,
-    FeatureValue, Key, LicenseType, Name, Offering, Overdraft, OverdraftKind, Periods, Plan, PlanKind, PlanStart,
-    PlanTerms, Product, Sku,
+    attribute_value_to_json, Attribute, AttributeKind, AttributeValue, ConcurrencyMode, Edition, Feature,
+    FeatureAmount, FeatureKind, FeatureValue, Key, LicenseType, Name, Offering, Overdraft, OverdraftKind, Periods,
+    Plan, PlanKind, PlanStart, PlanTerms, Product, Sku,
 };
 
 /// Paging and the optional product filter shared by catalogue listings.
@@ -381,8 +381,8 @@ async fn insert_edition_values(conn: &mut AnyConnection, edition_id: &str, value
         )
         .bind(edition_id)
         .bind(feature_id)
-        .bind(value.limit)
-        .bind(value.overdraft)
+        .bind(value.limit.map(FeatureAmount::get))
+        .bind(value.overdraft.get())
         .execute(&mut *conn)
         .await?;
     }
@@ -395,6 +395,10 @@ async fn insert_edition_values(conn: &mut AnyConnection, edition_id: &str, value
             .await?;
     }
     Ok(())
+}
+
+fn feature_amount(value: i64) -> StoreResult<FeatureAmount> {
+    FeatureAmount::new(value).map_err(|_| StoreError::Corrupt("edition feature limit".into()))
 }
 
 async fn edition_with_values(conn: &mut AnyConnection, row: &AnyRow) -> StoreResult<Edition> {
@@ -411,8 +415,8 @@ async fn edition_with_values(conn: &mut AnyConnection, row: &AnyRow) -> StoreRes
         .map(|r| {
             Ok(FeatureValue {
                 key: r.parsed("key", |s| Key::parse(s))?,
-                limit: r.opt_int("limit_value")?,
-                overdraft: r.int("overdraft")?,
+                limit: r.opt_int("limit_value")?.map(feature_amount).transpose()?,
+                overdraft: feature_amount(r.int("overdraft")?)?,
             })
         })
         .collect::<StoreResult<_>>()?;

@@ -104,3 +104,71 @@ backend_test! {
         assert_eq!(counts(app, &t.key).await, before, "refused requests wrote nothing");
     }
 }
+
+backend_test! {
+    async fn numbers_and_periods_out_of_range_are_refused_with_stable_codes(app) {
+        let t = app.tenant("Acme").await;
+        let c = seed_catalogue(app, &t.key).await;
+        let entitlement = crate::helpers::entitle(app, &t.key, &c.customer_id, "PRO-M", 1).await;
+        let ent = format!("/api/v1/entitlements/{}", entitlement["id"].as_str().unwrap());
+        let product = format!("/api/v1/products/{}", c.product_id);
+        let edition = format!("/api/v1/editions/{}", c.pro_edition);
+        let offering = format!("/api/v1/offerings/{}", c.offering_ids[1]);
+        let before = counts(app, &t.key).await;
+        let max = i64::MAX;
+        let (post, patch) = (reqwest::Method::POST, reqwest::Method::PATCH);
+        let cases = [
+            // A period without a count used to be read as "no period": it removed the grace period of
+            // every entitlement of the product.
+            (patch.clone(), product.clone(), json!({"grace_period": {"unit": "day"}}), "invalid_interval"),
+            (patch.clone(), product.clone(), json!({"lease_period": {"unit": "hour", "count": 0}}), "invalid_interval"),
+            (patch.clone(), product.clone(), json!({"linger_period": {"unit": "none", "count": 4}}), "invalid_interval"),
+            (patch.clone(), product.clone(), json!({"grace_period": {"unit": "year", "count": 101}}), "invalid_interval"),
+            (post.clone(), "/api/v1/plans".into(), json!({"product_id": c.product_id, "name": "P", "license_type": "subscription", "duration": {"unit": "month"}}), "invalid_interval"),
+            (patch.clone(), ent.clone(), json!({"grace_period": {"unit": "week"}}), "invalid_interval"),
+            (post.clone(), format!("{ent}/renew"), json!({"duration": {"unit": "month"}}), "invalid_interval"),
+            // limit + overdraft at i64::MAX overflowed PostgreSQL's bigint when usage was checked.
+            (patch.clone(), edition.clone(), json!({"features": [{"key": "renders", "limit": max, "overdraft": max}]}), "invalid_feature_value"),
+            (patch.clone(), edition.clone(), json!({"features": [{"key": "renders", "limit": -1}]}), "invalid_feature_value"),
+            (patch.clone(), ent.clone(), json!({"features": [{"key": "renders", "limit": 5, "overdraft": max}]}), "invalid_feature_value"),
+            (post.clone(), "/api/v1/offerings".into(), json!({"sku": "BIG", "name": "n", "edition_id": c.pro_edition, "plan_id": c.monthly_plan, "seat_count": 1_000_000_001}), "invalid_seat_count"),
+            (patch.clone(), offering.clone(), json!({"seat_count": max}), "invalid_seat_count"),
+            (patch.clone(), offering.clone(), json!({"overdraft": {"kind": "percentage", "value": 4_000_000_000u64}}), "invalid_overdraft"),
+            (patch.clone(), ent.clone(), json!({"seat_count": -1}), "invalid_seat_count"),
+            (patch.clone(), ent.clone(), json!({"overdraft": {"kind": "absolute", "value": 1_000_000_001}}), "invalid_overdraft"),
+            (post.clone(), format!("{ent}/add-seats"), json!({"count": max}), "invalid_seat_count"),
+            (post.clone(), format!("{ent}/change-offering"), json!({"sku": "PRO-P", "quantity": 0}), "invalid_quantity"),
+            (post.clone(), "/api/v1/entitlements".into(), json!({"customer_id": c.customer_id, "sku": "PRO-M", "quantity": 1_000_001}), "invalid_quantity"),
+            (post.clone(), "/api/v1/storefront-connections".into(), json!({"provider": "stripe", "name": "S", "secrets": ["whsec_123456"], "tolerance_seconds": -5}), "invalid_tolerance"),
+        ];
+        for (method, path, body, code) in cases {
+            let answer = app.request(method.clone(), Some(&t.key), &path, Some(body.clone())).await;
+            assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{method} {path} {body}: {}", answer.body);
+            assert_eq!(answer.body["error"]["code"], code, "{method} {path} {body}: {}", answer.body);
+        }
+        for path in ["/api/v1/products", "/api/v1/entitlements", "/api/v1/events", "/api/v1/api-keys", "/api/v1/customers"] {
+            for limit in ["0", "201", "-1", "4294967297"] {
+                let answer = app.get(&t.key, &format!("{path}?limit={limit}")).await;
+                assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}?limit={limit}: {}", answer.body);
+                assert_eq!(answer.body["error"]["code"], "invalid_limit", "{path}?limit={limit}");
+            }
+            let answer = app.get(&t.key, &format!("{path}?limit=ten")).await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path}?limit=ten");
+            assert_eq!(answer.body["error"]["code"], "invalid_query");
+            assert_eq!(app.get(&t.key, &format!("{path}?limit=200")).await.status, StatusCode::OK);
+        }
+
+        assert_eq!(counts(app, &t.key).await, before, "refused requests wrote nothing");
+        let entitlement = app.fetch(&t.key, &ent).await;
+        assert_eq!(entitlement["grace_period"], json!({"unit": "day", "count": 5}), "grace period kept");
+        assert_eq!(entitlement["seat_count"], 5);
+
+        // The largest accepted values still work end to end, on both databases.
+        let top = 1_000_000_000_000i64;
+        let updated = app.patch(&t.key, &edition, json!({"features": [{"key": "renders", "limit": top, "overdraft": top}]})).await;
+        assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+        let added = app.post(&t.key, &format!("{ent}/add-seats"), json!({"count": 1_000_000})).await;
+        assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+        assert_eq!(added.body["seat_count"], 1_000_005);
+    }
+}
