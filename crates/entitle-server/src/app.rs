@@ -72,9 +72,13 @@ impl MakeRequestId for NewRequestId {
 pub fn mail_settings(config: &Config) -> MailSettings {
     MailSettings {
         public_url: config.public_url.clone(),
-        from_address: config.mail_from.clone(),
+        sender: sender_policy(config),
         setup_link_lifetime: chrono::Duration::days(7),
     }
+}
+
+fn sender_policy(config: &Config) -> crate::domain::sender::SenderPolicy {
+    crate::domain::sender::SenderPolicy::new(config.mail_from.clone(), config.mail_sender_domains.clone())
 }
 
 fn delivery_settings(config: &Config) -> DeliverySettings {
@@ -91,6 +95,7 @@ fn delivery_settings(config: &Config) -> DeliverySettings {
         retry_base: config.mail_retry_base,
         poll: config.mail_poll,
         id_domain,
+        sender: sender_policy(config),
     }
 }
 

@@ -32,6 +32,9 @@ pub struct ConfigLayer {
     /// The sender address of mails when a tenant has not set its own.
     #[arg(long, env = "ENTITLE_MAIL_FROM", global = true)]
     pub mail_from: Option<String>,
+    /// Comma-separated domains tenants' templates may send from (default: none, `mail_from` only).
+    #[arg(long, env = "ENTITLE_MAIL_SENDER_DOMAINS", global = true)]
+    pub mail_sender_domains: Option<String>,
     /// Delivery attempts before a mail is marked failed.
     #[arg(long, env = "ENTITLE_MAIL_MAX_ATTEMPTS", global = true)]
     pub mail_max_attempts: Option<u32>,
@@ -52,6 +55,7 @@ impl ConfigLayer {
             public_url: self.public_url.or(lower.public_url),
             smtp_url: self.smtp_url.or(lower.smtp_url),
             mail_from: self.mail_from.or(lower.mail_from),
+            mail_sender_domains: self.mail_sender_domains.or(lower.mail_sender_domains),
             mail_max_attempts: self.mail_max_attempts.or(lower.mail_max_attempts),
             mail_retry_base_ms: self.mail_retry_base_ms.or(lower.mail_retry_base_ms),
             mail_poll_ms: self.mail_poll_ms.or(lower.mail_poll_ms),
@@ -69,6 +73,8 @@ pub struct Config {
     /// May hold a password: redacted in `Debug`.
     pub smtp_url: Option<SecretString>,
     pub mail_from: String,
+    /// Domains tenants may pick a sender address in (lower case).
+    pub mail_sender_domains: Vec<String>,
     pub mail_max_attempts: u32,
     pub mail_retry_base: std::time::Duration,
     pub mail_poll: std::time::Duration,
@@ -107,6 +113,9 @@ impl Config {
             crate::domain::Email::parse(mail_from.as_str()).is_ok() || mail_from.ends_with("@localhost"),
             "mail_from {mail_from:?} is not an email address"
         );
+        let mail_sender_domains =
+            crate::domain::sender::parse_domains(layer.mail_sender_domains.as_deref().unwrap_or(""))
+                .map_err(|e| anyhow::anyhow!("mail_sender_domains: {e}"))?;
         Ok(Config {
             listen,
             data_dir,
@@ -114,6 +123,7 @@ impl Config {
             public_url,
             smtp_url: layer.smtp_url.map(SecretString::from),
             mail_from,
+            mail_sender_domains,
             mail_max_attempts: layer.mail_max_attempts.unwrap_or(8).max(1),
             mail_retry_base: std::time::Duration::from_millis(layer.mail_retry_base_ms.unwrap_or(30_000)),
             mail_poll: std::time::Duration::from_millis(layer.mail_poll_ms.unwrap_or(5_000).max(10)),

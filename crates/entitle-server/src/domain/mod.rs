@@ -8,6 +8,7 @@ pub mod interval;
 pub mod keys;
 pub mod licensing;
 pub mod passwords;
+pub mod sender;
 pub mod text;
 
 pub use catalogue::*;

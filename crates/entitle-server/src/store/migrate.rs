@@ -17,6 +17,7 @@ const SCHEMA: &str = include_str!("../../migrations/common/0001_schema.sql");
 const LICENSING: &str = include_str!("../../migrations/common/0003_licensing.sql");
 const MAIL: &str = include_str!("../../migrations/common/0004_mail.sql");
 const COMMERCE: &str = include_str!("../../migrations/common/0005_commerce.sql");
+const MAIL_RENDER_CONTEXT: &str = include_str!("../../migrations/common/0007_mail_render_context.sql");
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -48,6 +49,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "commerce",
         sqlite: COMMERCE,
         postgres: COMMERCE,
+    },
+    Migration {
+        version: 7,
+        name: "mail_render_context",
+        sqlite: MAIL_RENDER_CONTEXT,
+        postgres: MAIL_RENDER_CONTEXT,
     },
 ];
 
