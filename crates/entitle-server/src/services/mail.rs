@@ -264,23 +264,57 @@ pub async fn list(store: &Store, ctx: &Ctx, query: &MailQuery) -> ServiceResult<
     Ok(paging.page(mails, |m| &m.id))
 }
 
-/// A tenant's template for one kind of mail.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// A tenant's template for one kind of mail: the kind, and the parts it overrides (unset parts
+/// use the built-in template).
+// The fields are spelled out rather than a flattened `TemplateOverride`: flattening a struct that
+// refuses unknown fields makes OpenAPI's `allOf` refuse `kind`, so every answer broke the schema.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MailTemplate {
     /// `credentials`.
     pub kind: String,
-    #[serde(flatten)]
-    pub template: TemplateOverride,
+    /// The sender's display name (default: the tenant's name). One line, at most 64 characters.
+    pub from_name: Option<String>,
+    /// The sender address: only in a domain the server's operator allows (default: the server's).
+    pub from_address: Option<String>,
+    /// A template (MiniJinja syntax), like the bodies.
+    pub subject: Option<String>,
+    pub text_body: Option<String>,
+    /// HTML-escaped automatically: `{{ customer.name }}` cannot inject markup.
+    pub html_body: Option<String>,
+}
+
+impl MailTemplate {
+    fn new(kind: &str, t: TemplateOverride) -> MailTemplate {
+        MailTemplate {
+            kind: kind.to_owned(),
+            from_name: t.from_name,
+            from_address: t.from_address,
+            subject: t.subject,
+            text_body: t.text_body,
+            html_body: t.html_body,
+        }
+    }
+
+    fn overrides(&self) -> TemplateOverride {
+        TemplateOverride {
+            from_name: self.from_name.clone(),
+            from_address: self.from_address.clone(),
+            subject: self.subject.clone(),
+            text_body: self.text_body.clone(),
+            html_body: self.html_body.clone(),
+        }
+    }
 }
 
 pub async fn templates(store: &Store, ctx: &Ctx) -> ServiceResult<Page<MailTemplate>> {
     let mut conn = store.read().await?;
     let mut data = Vec::new();
     for kind in templates::KINDS {
-        data.push(MailTemplate {
-            kind: kind.to_owned(),
-            template: db::template(&mut conn, &ctx.tenant_id, kind).await?,
-        });
+        data.push(MailTemplate::new(
+            kind,
+            db::template(&mut conn, &ctx.tenant_id, kind).await?,
+        ));
     }
     Ok(Page { data, next_after: None })
 }
@@ -297,13 +331,13 @@ pub async fn put_template(
     if !templates::KINDS.contains(&input.kind.as_str()) {
         return Err(RuleViolation::new("unknown_mail_kind", format!("no mail kind {:?}", input.kind)).into());
     }
-    if let Some(address) = &input.template.from_address {
+    if let Some(address) = &input.from_address {
         settings.sender.check(address)?;
     }
-    if let Some(name) = &input.template.from_name {
+    if let Some(name) = &input.from_name {
         sender::check_display_name(name)?;
     }
-    let (kind, template) = (input.kind.clone(), input.template.clone());
+    let (kind, template) = (input.kind.clone(), input.overrides());
     // Rendering is CPU work (up to the budget): off the async workers.
     let tried = tokio::task::spawn_blocking(move || {
         templates::samples()
@@ -322,7 +356,7 @@ pub async fn put_template(
         }
     }
     let mut tx = store.begin().await?;
-    db::put_template(&mut tx, &ctx.tenant_id, &input.kind, &input.template, ctx.now).await?;
+    db::put_template(&mut tx, &ctx.tenant_id, &input.kind, &input.overrides(), ctx.now).await?;
     record(
         &mut tx,
         ctx,

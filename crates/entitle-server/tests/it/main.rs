@@ -12,5 +12,6 @@ mod entitlements;
 mod events;
 mod licensing;
 mod mail;
+mod mail_abuse;
 mod ops;
 mod smtp;
