@@ -208,4 +208,25 @@ mod tests {
         assert!(!format!("{config:?}").contains("hunter2"));
         assert_eq!(config.database_display(), "postgres://app:***@db/entitle");
     }
+
+    #[test]
+    fn sender_domains_are_a_checked_list() {
+        assert!(Config::from_layer(ConfigLayer::default())
+            .unwrap()
+            .mail_sender_domains
+            .is_empty());
+        let layer = ConfigLayer {
+            mail_sender_domains: Some("Acme.example, initech.example".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::from_layer(layer).unwrap().mail_sender_domains,
+            ["acme.example", "initech.example"]
+        );
+        let layer = ConfigLayer {
+            mail_sender_domains: Some("sales@acme.example".into()),
+            ..Default::default()
+        };
+        assert!(Config::from_layer(layer).is_err());
+    }
 }

@@ -232,8 +232,8 @@ pub async fn list(conn: &mut AnyConnection, tenant_id: &str, f: &MailFilter<'_>)
 // ---- templates ----
 
 /// A tenant's override of one mail kind; unset parts fall back to the built-in template.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// (The API's shape of it is `services::mail::MailTemplate`.)
+#[derive(Debug, Clone, Default)]
 pub struct TemplateOverride {
     pub from_name: Option<String>,
     pub from_address: Option<String>,
