@@ -71,7 +71,7 @@ impl MakeRequestId for NewRequestId {
 pub fn mail_settings(config: &Config) -> MailSettings {
     MailSettings {
         public_url: config.public_url.clone(),
-        from_address: config.mail_from.clone(),
+        sender: sender_policy(config),
         setup_link_lifetime: chrono::Duration::days(7),
     }
 }
@@ -83,6 +83,10 @@ fn storefronts(config: &Config) -> anyhow::Result<Storefronts> {
         api: crate::commerce::complete::ProviderApi::new(allowed).context("the provider API client")?,
         guard: WebhookGuard::new(config.rejected_delivery_retention),
     })
+}
+
+fn sender_policy(config: &Config) -> crate::domain::sender::SenderPolicy {
+    crate::domain::sender::SenderPolicy::new(config.mail_from.clone(), config.mail_sender_domains.clone())
 }
 
 fn delivery_settings(config: &Config) -> DeliverySettings {
@@ -99,6 +103,7 @@ fn delivery_settings(config: &Config) -> DeliverySettings {
         retry_base: config.mail_retry_base,
         poll: config.mail_poll,
         id_domain,
+        sender: sender_policy(config),
     }
 }
 

@@ -95,7 +95,7 @@ async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
         recipient: to.to_string(),
         from_name: "Entitle".into(),
         from_address: config.mail_from.clone(),
-        subject: "Entitle test mail".into(),
+        subject: Some("Entitle test mail".into()),
         text_body: format!(
             "This test mail was sent by `entitle send-test-email` via {}.\n",
             config.mail_display()
@@ -112,6 +112,7 @@ async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
         last_error: None,
         created_at: now,
         sent_at: None,
+        render_context: None,
     };
     let message = crate::mail::transport::message(&mail, "entitle.invalid")?;
     transport

@@ -35,6 +35,9 @@ pub struct ConfigLayer {
     /// The sender address of mails when a tenant has not set its own.
     #[arg(long, env = "ENTITLE_MAIL_FROM", global = true)]
     pub mail_from: Option<String>,
+    /// Comma-separated domains tenants' templates may send from (default: none, `mail_from` only).
+    #[arg(long, env = "ENTITLE_MAIL_SENDER_DOMAINS", global = true)]
+    pub mail_sender_domains: Option<String>,
     /// Delivery attempts before a mail is marked failed.
     #[arg(long, env = "ENTITLE_MAIL_MAX_ATTEMPTS", global = true)]
     pub mail_max_attempts: Option<u32>,
@@ -80,6 +83,7 @@ impl ConfigLayer {
             public_url: self.public_url.or(lower.public_url),
             smtp_url: self.smtp_url.or(lower.smtp_url),
             mail_from: self.mail_from.or(lower.mail_from),
+            mail_sender_domains: self.mail_sender_domains.or(lower.mail_sender_domains),
             mail_max_attempts: self.mail_max_attempts.or(lower.mail_max_attempts),
             mail_retry_base_ms: self.mail_retry_base_ms.or(lower.mail_retry_base_ms),
             mail_poll_ms: self.mail_poll_ms.or(lower.mail_poll_ms),
@@ -106,6 +110,8 @@ pub struct Config {
     /// May hold a password: redacted in `Debug`.
     pub smtp_url: Option<SecretString>,
     pub mail_from: String,
+    /// Domains tenants may pick a sender address in (lower case).
+    pub mail_sender_domains: Vec<String>,
     pub mail_max_attempts: u32,
     pub mail_retry_base: std::time::Duration,
     pub mail_poll: std::time::Duration,
@@ -162,6 +168,9 @@ impl Config {
             .collect();
         crate::commerce::complete::AllowedHosts::parse(&provider_api_allow_hosts)
             .map_err(|problem| anyhow::anyhow!("provider_api_allow_hosts: {problem}"))?;
+        let mail_sender_domains =
+            crate::domain::sender::parse_domains(layer.mail_sender_domains.as_deref().unwrap_or(""))
+                .map_err(|e| anyhow::anyhow!("mail_sender_domains: {e}"))?;
         Ok(Config {
             listen,
             data_dir,
@@ -169,6 +178,7 @@ impl Config {
             public_url,
             smtp_url: layer.smtp_url.map(SecretString::from),
             mail_from,
+            mail_sender_domains,
             mail_max_attempts: layer.mail_max_attempts.unwrap_or(8).max(1),
             mail_retry_base: std::time::Duration::from_millis(layer.mail_retry_base_ms.unwrap_or(30_000)),
             mail_poll: std::time::Duration::from_millis(layer.mail_poll_ms.unwrap_or(5_000).max(10)),
@@ -262,5 +272,26 @@ mod tests {
         let config = Config::from_layer(layer).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
         assert_eq!(config.database_display(), "postgres://app:***@db/entitle");
+    }
+
+    #[test]
+    fn sender_domains_are_a_checked_list() {
+        assert!(Config::from_layer(ConfigLayer::default())
+            .unwrap()
+            .mail_sender_domains
+            .is_empty());
+        let layer = ConfigLayer {
+            mail_sender_domains: Some("Acme.example, initech.example".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::from_layer(layer).unwrap().mail_sender_domains,
+            ["acme.example", "initech.example"]
+        );
+        let layer = ConfigLayer {
+            mail_sender_domains: Some("sales@acme.example".into()),
+            ..Default::default()
+        };
+        assert!(Config::from_layer(layer).is_err());
     }
 }

@@ -33,7 +33,9 @@ pub async fn templates(State(app): State<AppState>, caller: Caller) -> ApiResult
 }
 
 /// Sets the tenant's template of one kind. It is rendered with sample data first: a template
-/// that does not render is refused with `invalid_template`.
+/// that does not render is refused with `invalid_template`, one that exceeds the render budget
+/// with `template_too_expensive`. `from_address` must be in a sender domain the operator allows
+/// (`sender_not_allowed`); `from_name` is one line of at most 64 characters (`invalid_from_name`).
 #[utoipa::path(put, path = "/mail-templates", tag = "mail", operation_id = "put_mail_template", request_body = MailTemplate,
     responses((status = 200, body = MailTemplate), (status = "4XX", body = ErrorBody)),
     security(("api_key" = [])))]
@@ -43,5 +45,5 @@ pub async fn put_template(
     ApiJson(body): ApiJson<MailTemplate>,
 ) -> ApiResult<Json<MailTemplate>> {
     let ctx = caller.require(Permission::ManageCatalogue)?;
-    Ok(Json(mail::put_template(&app.store, &ctx, body).await?))
+    Ok(Json(mail::put_template(&app.store, &ctx, &app.mail, body).await?))
 }

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod licensing;
 pub mod network;
 pub mod passwords;
+pub mod sender;
 pub mod text;
 
 pub use bounds::{FeatureAmount, PageLimit, Quantity, SeatCount, SeatIncrement, ToleranceSeconds};

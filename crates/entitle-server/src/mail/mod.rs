@@ -1,6 +1,8 @@
 //! Mail delivery: an outbox in the database, drained by a worker inside `entitle serve`.
 //!
-//! Mails are queued (already rendered) in the same transaction as the change that causes them. The
+//! Mails are queued in the same transaction as the change that causes them, with the data their
+//! template needs; the worker renders each one just before its first attempt (on a blocking thread,
+//! outside any transaction, a tenant's template under a budget) and stores the result. The
 //! worker claims due mails (row locks with `SKIP LOCKED` on PostgreSQL, so instances never send the
 //! same mail), sends them, and records the outcome; failures are retried with exponential backoff
 //! and jitter until the configured number of attempts, then marked `failed` for support to see. The
@@ -16,6 +18,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::domain::sender::{clean_display_name, SenderPolicy};
+use crate::store::mail::OutboxMail;
 use crate::store::{mail as db, Store};
 pub use transport::Transport;
 
@@ -29,6 +33,8 @@ pub struct DeliverySettings {
     pub poll: Duration,
     /// The domain of Message-IDs.
     pub id_domain: String,
+    /// Which sender addresses may be used (applied to every mail, also ones queued by older versions).
+    pub sender: SenderPolicy,
 }
 
 /// The delay before attempt `attempt + 1`, given `attempt` failed ones.
@@ -96,9 +102,12 @@ pub async fn deliver_due(store: &Store, transport: &Transport, settings: &Delive
         if claimed.is_empty() {
             return Ok(());
         }
-        for mail in claimed {
-            let outcome = match transport::message(&mail, &settings.id_domain) {
-                Ok(message) => transport.send(&mail.id, &message).await,
+        for mut mail in claimed {
+            let outcome = match prepare(store, settings, &mut mail).await {
+                Ok(()) => match transport::message(&mail, &settings.id_domain) {
+                    Ok(message) => transport.send(&mail.id, &message).await,
+                    Err(error) => Err(format!("{error:#}")),
+                },
                 Err(error) => Err(format!("{error:#}")),
             };
             let mut conn = store.write_conn().await?;
@@ -119,6 +128,51 @@ pub async fn deliver_due(store: &Store, transport: &Transport, settings: &Delive
             }
         }
     }
+}
+
+/// Makes a claimed mail ready to send: renders it if it waits for that, and applies the operator's
+/// sender rules (a template, or a mail queued by an older version, may name any address).
+async fn prepare(store: &Store, settings: &DeliverySettings, mail: &mut OutboxMail) -> anyhow::Result<()> {
+    if let Some(context) = mail.render_context.take() {
+        render_queued(store, settings, mail, &context).await?;
+    }
+    mail.from_address = settings.sender.address_for(Some(&mail.from_address));
+    mail.from_name = clean_display_name(&mail.from_name);
+    Ok(())
+}
+
+/// Renders a mail queued with its template inputs and stores the result, so a retry sends the same.
+async fn render_queued(
+    store: &Store,
+    settings: &DeliverySettings,
+    mail: &mut OutboxMail,
+    context: &str,
+) -> anyhow::Result<()> {
+    let context: serde_json::Value = serde_json::from_str(context)?;
+    let overrides = {
+        let mut conn = store.read().await?;
+        db::template(&mut conn, &mail.tenant_id, &mail.kind).await?
+    };
+    let kind = mail.kind.clone();
+    let tenant_name = context["tenant"]["name"].as_str().unwrap_or_default().to_owned();
+    let template = overrides.clone();
+    // CPU-bound (up to the budget): off the async workers, which serve every tenant's requests.
+    let (rendered, replaced) =
+        tokio::task::spawn_blocking(move || templates::render_or_fallback(&kind, &template, &context)).await??;
+    if let Some(error) = replaced {
+        tracing::warn!(mail = %mail.id, tenant = %mail.tenant_id, %error, "tenant mail template failed; using the built-in one");
+    }
+    let from_name = overrides
+        .from_name
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or(tenant_name);
+    mail.from_name = clean_display_name(&from_name);
+    mail.from_address = settings.sender.address_for(overrides.from_address.as_deref());
+    mail.subject = Some(rendered.subject);
+    mail.text_body = rendered.text;
+    mail.html_body = rendered.html;
+    db::store_rendered(&mut *store.write_conn().await?, mail).await?;
+    Ok(())
 }
 
 fn retry_time(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {

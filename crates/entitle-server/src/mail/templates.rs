@@ -1,5 +1,6 @@
 //! Mail templates: built-in defaults, overridable per tenant, rendered by MiniJinja with HTML
-//! auto-escaping for the HTML part (customer-supplied names cannot inject markup).
+//! auto-escaping for the HTML part (customer-supplied names cannot inject markup). A tenant's
+//! template runs under a budget, so it cannot stall the server.
 
 use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
@@ -34,16 +35,73 @@ pub struct Rendered {
     pub html: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("template {part}: {message}")]
-pub struct TemplateError {
-    pub part: &'static str,
-    pub message: String,
+/// What a tenant's template may spend on one part (subject, text or HTML body). MiniJinja's fuel
+/// charges every instruction and the memory values take (about 64 bytes per unit), so loops,
+/// recursion and string multiplication all run out of it; the output is capped separately.
+/// A built-in template on a large order spends a few thousand units.
+pub const FUEL: u64 = 200_000;
+/// The largest rendered part, in bytes.
+pub const MAX_PART_BYTES: usize = 256 * 1024;
+/// The longest template source of one part, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 64 * 1024;
+
+/// How much a render may spend: tenants' templates are budgeted; the built-in ones are ours, linear
+/// in the order's size, and must always produce the buyer's mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    Limited,
+    Unlimited,
 }
 
-/// Renders one kind of mail with the tenant's overrides over the defaults.
-pub fn render(kind: &str, overrides: &TemplateOverride, context: &impl Serialize) -> Result<Rendered, TemplateError> {
-    let defaults = defaults(kind).ok_or_else(|| TemplateError {
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The template does not parse, or fails on the data (an unknown filter, a type error…).
+    #[error("template {part}: {message}")]
+    Invalid { part: &'static str, message: String },
+    /// The template ran out of fuel or produced too much output.
+    #[error("template {part} is too expensive to render: {message}")]
+    TooExpensive { part: &'static str, message: String },
+}
+
+impl TemplateError {
+    pub fn part(&self) -> &'static str {
+        match self {
+            TemplateError::Invalid { part, .. } | TemplateError::TooExpensive { part, .. } => part,
+        }
+    }
+}
+
+/// Collects a render's output and fails once it passes the cap, so a template cannot fill memory.
+struct CappedOutput {
+    bytes: Vec<u8>,
+    cap: usize,
+    exceeded: bool,
+}
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.cap {
+            self.exceeded = true;
+            return Err(std::io::Error::other("output too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders one kind of mail with the tenant's overrides over the defaults. CPU-bound and, for a
+/// tenant's template, up to the budget: call it off the async workers (`spawn_blocking`).
+pub fn render(
+    kind: &str,
+    overrides: &TemplateOverride,
+    context: &impl Serialize,
+    budget: Budget,
+) -> Result<Rendered, TemplateError> {
+    let defaults = defaults(kind).ok_or_else(|| TemplateError::Invalid {
         part: "kind",
         message: format!("no mail kind {kind:?}"),
     })?;
@@ -55,6 +113,13 @@ pub fn render(kind: &str, overrides: &TemplateOverride, context: &impl Serialize
             AutoEscape::None
         }
     });
+    let cap = match budget {
+        Budget::Limited => {
+            env.set_fuel(Some(FUEL));
+            MAX_PART_BYTES
+        }
+        Budget::Unlimited => usize::MAX,
+    };
     let parts = [
         (
             "subject",
@@ -74,13 +139,40 @@ pub fn render(kind: &str, overrides: &TemplateOverride, context: &impl Serialize
     ];
     let mut out = Vec::with_capacity(3);
     for (part, name, source) in parts {
-        let fail = |e: minijinja::Error| TemplateError {
+        if budget == Budget::Limited && source.len() > MAX_SOURCE_BYTES {
+            return Err(TemplateError::TooExpensive {
+                part,
+                message: format!("longer than {MAX_SOURCE_BYTES} bytes"),
+            });
+        }
+        let invalid = |e: minijinja::Error| TemplateError::Invalid {
             part,
             message: e.to_string(),
         };
-        env.add_template_owned(name, source.to_owned()).map_err(fail)?;
+        env.add_template_owned(name, source.to_owned()).map_err(invalid)?;
+        let template = env.get_template(name).map_err(invalid)?;
         let value = minijinja::Value::from(minijinja::value::Serde(context));
-        out.push(env.get_template(name).and_then(|t| t.render(value)).map_err(fail)?);
+        let mut output = CappedOutput {
+            bytes: Vec::new(),
+            cap,
+            exceeded: false,
+        };
+        if let Err(error) = template.render_captured_to(value, &mut output).map(drop) {
+            return Err(if output.exceeded {
+                TemplateError::TooExpensive {
+                    part,
+                    message: format!("renders more than {MAX_PART_BYTES} bytes"),
+                }
+            } else if error.kind() == minijinja::ErrorKind::OutOfFuel {
+                TemplateError::TooExpensive {
+                    part,
+                    message: "runs out of its render budget (too many steps or too much data)".into(),
+                }
+            } else {
+                invalid(error)
+            });
+        }
+        out.push(String::from_utf8_lossy(&output.bytes).into_owned());
     }
     let html = out.pop().unwrap_or_default();
     let text = out.pop().unwrap_or_default();
@@ -88,6 +180,44 @@ pub fn render(kind: &str, overrides: &TemplateOverride, context: &impl Serialize
     // A subject is one line, whatever the template's whitespace.
     let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
     Ok(Rendered { subject, text, html })
+}
+
+/// Renders a queued mail: the tenant's template under the budget, else (it fails or runs out of
+/// budget on this data) the built-in one, because a broken template must not cost a buyer their
+/// credentials. Answers the tenant template's error when it was replaced.
+pub fn render_or_fallback(
+    kind: &str,
+    overrides: &TemplateOverride,
+    context: &impl Serialize,
+) -> Result<(Rendered, Option<TemplateError>), TemplateError> {
+    match render(kind, overrides, context, Budget::Limited) {
+        Ok(rendered) => Ok((rendered, None)),
+        Err(error) => {
+            let rendered = render(kind, &TemplateOverride::default(), context, Budget::Unlimited)?;
+            Ok((rendered, Some(error)))
+        }
+    }
+}
+
+/// Sample data a template is tried on when it is saved: both variants of the credentials mail
+/// (activation codes, and account-based with a set-up link), with a few order lines.
+pub fn samples() -> [serde_json::Value; 2] {
+    let line = |n: u32| {
+        serde_json::json!({"product": format!("Product {n}"), "edition": "Edition", "plan": "Plan",
+            "offering": "Offering", "sku": format!("SKU-{n}"), "seats": 5, "expires": "2030-01-01",
+            "activation_code": format!("AAAA-BBBB-{n}")})
+    };
+    let base = |account_based: bool| {
+        serde_json::json!({
+            "tenant": {"name": "Tenant"}, "customer": {"name": "Customer"},
+            "recipient": {"email": "buyer@example.com", "name": "Buyer"},
+            "portal_url": "https://example.com/portal", "account_based": account_based,
+            "setup_url": account_based.then_some("https://example.com/portal/set-password?token=x"),
+            "setup_expires": account_based.then_some("2030-01-08 12:00 UTC"),
+            "entitlements": (1..=3).map(line).collect::<Vec<_>>(),
+        })
+    };
+    [base(false), base(true)]
 }
 
 #[cfg(test)]
@@ -110,7 +240,7 @@ mod tests {
 
     #[test]
     fn renders_both_parts_and_escapes_html_only() {
-        let rendered = render(CREDENTIALS, &TemplateOverride::default(), &context()).unwrap();
+        let rendered = render(CREDENTIALS, &TemplateOverride::default(), &context(), Budget::Limited).unwrap();
         assert_eq!(rendered.subject, "Your Editor licence from Acme");
         assert!(rendered.text.contains("Activation code: AAAA-BBBB"));
         assert!(
@@ -133,7 +263,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            render(CREDENTIALS, &overrides, &context()).unwrap().subject,
+            render(CREDENTIALS, &overrides, &context(), Budget::Limited)
+                .unwrap()
+                .subject,
             "Acme: your code"
         );
         let broken = TemplateOverride {
@@ -141,8 +273,69 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            render(CREDENTIALS, &broken, &context()).err().unwrap().part,
+            render(CREDENTIALS, &broken, &context(), Budget::Limited)
+                .err()
+                .unwrap()
+                .part(),
             "html_body"
         );
+    }
+
+    fn expensive(template: &str) -> TemplateError {
+        let overrides = TemplateOverride {
+            text_body: Some(template.into()),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let error = render(CREDENTIALS, &overrides, &context(), Budget::Limited)
+            .err()
+            .unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{template}: {:?}",
+            started.elapsed()
+        );
+        error
+    }
+
+    #[test]
+    fn tenant_templates_render_under_a_budget() {
+        let loops = "{% for a in range(12000) %}{% for b in range(12000) %}{{ a }}{% endfor %}{% endfor %}";
+        let memory = "{% set x = 'x' * 90000000 %}{{ x|length }}";
+        let output = "{% for a in range(5000) %}{{ 'y' * 100 }}{% endfor %}";
+        let doubling =
+            "{% set ns = namespace(s='xy') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}";
+        for template in [loops, memory, output, doubling] {
+            let error = expensive(template);
+            assert!(
+                matches!(error, TemplateError::TooExpensive { part: "text_body", .. }),
+                "{template}: {error}"
+            );
+        }
+        let long = "x".repeat(MAX_SOURCE_BYTES + 1);
+        assert!(matches!(expensive(&long), TemplateError::TooExpensive { .. }));
+        assert!(matches!(expensive("{% for %}"), TemplateError::Invalid { .. }));
+    }
+
+    #[test]
+    fn the_built_in_templates_fit_the_budget_and_replace_a_failing_one() {
+        let mut big = context();
+        let line = big["entitlements"][0].clone();
+        big["entitlements"] = serde_json::Value::Array(vec![line; 100]);
+        render(CREDENTIALS, &TemplateOverride::default(), &big, Budget::Limited)
+            .expect("a 100-line order fits the budget");
+        for sample in samples() {
+            render(CREDENTIALS, &TemplateOverride::default(), &sample, Budget::Limited).unwrap();
+        }
+        let overrides = TemplateOverride {
+            subject: Some("{% for a in range(99999) %}{% for b in range(99999) %}x{% endfor %}{% endfor %}".into()),
+            ..Default::default()
+        };
+        let (rendered, replaced) = render_or_fallback(CREDENTIALS, &overrides, &context()).unwrap();
+        assert_eq!(rendered.subject, "Your Editor licence from Acme");
+        assert!(matches!(
+            replaced,
+            Some(TemplateError::TooExpensive { part: "subject", .. })
+        ));
     }
 }

@@ -95,11 +95,12 @@ pub fn message(mail: &OutboxMail, id_domain: &str) -> anyhow::Result<Message> {
         mail.from_address.parse().context("sender address")?,
     );
     let to: Mailbox = mail.recipient.parse().context("recipient address")?;
+    let subject = mail.subject.clone().context("the mail is not rendered yet")?;
     Message::builder()
         .message_id(Some(format!("<{}@{id_domain}>", mail.id)))
         .from(from)
         .to(to)
-        .subject(mail.subject.clone())
+        .subject(subject)
         .header(header::MIME_VERSION_1_0)
         .multipart(MultiPart::alternative_plain_html(
             mail.text_body.clone(),

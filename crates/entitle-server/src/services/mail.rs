@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 
 use super::{found, record, Ctx, Page, Paging, ServiceError, ServiceResult};
 use crate::domain::keys::hash_secret;
+use crate::domain::sender::{self, SenderPolicy};
 use crate::domain::{ids, passwords, Email, EndUser, EndUserRole, Entitlement, LicenseType, PlanStart, RuleViolation};
-use crate::mail::templates::{self, CREDENTIALS};
+use crate::mail::templates::{self, Budget, TemplateError, CREDENTIALS};
 use crate::store::mail::{self as db, MailFilter, OutboxMail, TemplateOverride};
 use crate::store::{catalogue as catalogue_db, customers as customers_db, entitlements as entitlements_db};
 use crate::store::{tenants as tenants_db, Store, StoreError};
@@ -19,8 +20,8 @@ use crate::store::{tenants as tenants_db, Store, StoreError};
 pub struct MailSettings {
     /// The base of links in mails.
     pub public_url: String,
-    /// The sender address when a tenant has not set its own.
-    pub from_address: String,
+    /// The operator's sender address, and the domains tenants may choose one in.
+    pub sender: SenderPolicy,
     /// How long a password set-up link works.
     pub setup_link_lifetime: Duration,
 }
@@ -117,26 +118,18 @@ pub async fn queue_credentials(
         "setup_expires": setup_expires.map(|at: DateTime<Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string()),
         "entitlements": lines,
     });
-    let overrides = db::template(conn, &ctx.tenant_id, CREDENTIALS).await?;
-    let rendered = match templates::render(CREDENTIALS, &overrides, &context) {
-        Ok(rendered) => rendered,
-        Err(error) => {
-            // A tenant template that fails on this data must not cost the buyer their credentials.
-            tracing::warn!(tenant = %ctx.tenant_id, %error, "tenant mail template failed; using the built-in one");
-            templates::render(CREDENTIALS, &TemplateOverride::default(), &context)
-                .map_err(|e| ServiceError::Store(StoreError::Other(anyhow::anyhow!(e))))?
-        }
-    };
+    // Rendering waits for the mail worker: a tenant's template must not run inside this
+    // transaction (holding the write lock) or on the async workers. The sender is settled then too.
     let mail = OutboxMail {
         id: ids::new_id("mail"),
         tenant_id: ctx.tenant_id.clone(),
         kind: CREDENTIALS.to_owned(),
         recipient: recipient.to_string(),
-        from_name: overrides.from_name.unwrap_or_else(|| tenant.name.clone()),
-        from_address: overrides.from_address.unwrap_or_else(|| settings.from_address.clone()),
-        subject: rendered.subject,
-        text_body: rendered.text,
-        html_body: rendered.html,
+        from_name: sender::clean_display_name(&tenant.name),
+        from_address: settings.sender.default_address().to_owned(),
+        subject: None,
+        text_body: String::new(),
+        html_body: String::new(),
         entitlement_id: (entitlements.len() == 1).then(|| first.id.clone()),
         customer_id: Some(customer.id.clone()),
         status: "queued".into(),
@@ -145,6 +138,7 @@ pub async fn queue_credentials(
         last_error: None,
         created_at: ctx.now,
         sent_at: None,
+        render_context: Some(context.to_string()),
     };
     db::enqueue(conn, &mail).await?;
     let ids: Vec<&str> = entitlements.iter().map(|e| e.id.as_str()).collect();
@@ -284,46 +278,99 @@ pub async fn list(store: &Store, ctx: &Ctx, query: &MailQuery) -> ServiceResult<
     Ok(paging.page(mails, |m| &m.id))
 }
 
-/// A tenant's template for one kind of mail.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// A tenant's template for one kind of mail: the kind, and the parts it overrides (unset parts
+/// use the built-in template).
+// The fields are spelled out rather than a flattened `TemplateOverride`: flattening a struct that
+// refuses unknown fields makes OpenAPI's `allOf` refuse `kind`, so every answer broke the schema.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MailTemplate {
     /// `credentials`.
     pub kind: String,
-    #[serde(flatten)]
-    pub template: TemplateOverride,
+    /// The sender's display name (default: the tenant's name). One line, at most 64 characters.
+    pub from_name: Option<String>,
+    /// The sender address: only in a domain the server's operator allows (default: the server's).
+    pub from_address: Option<String>,
+    /// A template (MiniJinja syntax), like the bodies.
+    pub subject: Option<String>,
+    pub text_body: Option<String>,
+    /// HTML-escaped automatically: `{{ customer.name }}` cannot inject markup.
+    pub html_body: Option<String>,
+}
+
+impl MailTemplate {
+    fn new(kind: &str, t: TemplateOverride) -> MailTemplate {
+        MailTemplate {
+            kind: kind.to_owned(),
+            from_name: t.from_name,
+            from_address: t.from_address,
+            subject: t.subject,
+            text_body: t.text_body,
+            html_body: t.html_body,
+        }
+    }
+
+    fn overrides(&self) -> TemplateOverride {
+        TemplateOverride {
+            from_name: self.from_name.clone(),
+            from_address: self.from_address.clone(),
+            subject: self.subject.clone(),
+            text_body: self.text_body.clone(),
+            html_body: self.html_body.clone(),
+        }
+    }
 }
 
 pub async fn templates(store: &Store, ctx: &Ctx) -> ServiceResult<Page<MailTemplate>> {
     let mut conn = store.read().await?;
     let mut data = Vec::new();
     for kind in templates::KINDS {
-        data.push(MailTemplate {
-            kind: kind.to_owned(),
-            template: db::template(&mut conn, &ctx.tenant_id, kind).await?,
-        });
+        data.push(MailTemplate::new(
+            kind,
+            db::template(&mut conn, &ctx.tenant_id, kind).await?,
+        ));
     }
     Ok(Page { data, next_after: None })
 }
 
-/// Sets a tenant's template, after rendering it with sample data: a broken template is refused.
-pub async fn put_template(store: &Store, ctx: &Ctx, input: MailTemplate) -> ServiceResult<MailTemplate> {
+/// Sets a tenant's template, after rendering it with sample data under the render budget: a broken
+/// template is refused (`invalid_template`), and so is one too expensive to render
+/// (`template_too_expensive`). The sender address must be one the operator allows.
+pub async fn put_template(
+    store: &Store,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    input: MailTemplate,
+) -> ServiceResult<MailTemplate> {
     if !templates::KINDS.contains(&input.kind.as_str()) {
         return Err(RuleViolation::new("unknown_mail_kind", format!("no mail kind {:?}", input.kind)).into());
     }
-    if let Some(address) = &input.template.from_address {
-        Email::parse(address.as_str())?;
+    if let Some(address) = &input.from_address {
+        settings.sender.check(address)?;
     }
-    let sample = serde_json::json!({
-        "tenant": {"name": "Tenant"}, "customer": {"name": "Customer"},
-        "recipient": {"email": "buyer@example.com", "name": "Buyer"}, "portal_url": "https://example.com/portal",
-        "account_based": false, "setup_url": null, "setup_expires": null,
-        "entitlements": [{"product": "Product", "edition": "Edition", "plan": "Plan", "offering": "Offering",
-                          "sku": "SKU", "seats": 1, "expires": "2030-01-01", "activation_code": "AAAA-BBBB"}],
-    });
-    templates::render(&input.kind, &input.template, &sample)
-        .map_err(|e| RuleViolation::new("invalid_template", e.to_string()))?;
+    if let Some(name) = &input.from_name {
+        sender::check_display_name(name)?;
+    }
+    let (kind, template) = (input.kind.clone(), input.overrides());
+    // Rendering is CPU work (up to the budget): off the async workers.
+    let tried = tokio::task::spawn_blocking(move || {
+        templates::samples()
+            .iter()
+            .try_for_each(|sample| templates::render(&kind, &template, sample, Budget::Limited).map(drop))
+    })
+    .await
+    .map_err(|e| StoreError::Other(anyhow::anyhow!("template rendering task: {e}")))?;
+    match tried {
+        Ok(()) => {}
+        Err(error @ TemplateError::TooExpensive { .. }) => {
+            return Err(RuleViolation::new("template_too_expensive", error.to_string()).into())
+        }
+        Err(error @ TemplateError::Invalid { .. }) => {
+            return Err(RuleViolation::new("invalid_template", error.to_string()).into())
+        }
+    }
     let mut tx = store.begin().await?;
-    db::put_template(&mut tx, &ctx.tenant_id, &input.kind, &input.template, ctx.now).await?;
+    db::put_template(&mut tx, &ctx.tenant_id, &input.kind, &input.overrides(), ctx.now).await?;
     record(
         &mut tx,
         ctx,

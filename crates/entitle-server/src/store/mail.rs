@@ -9,7 +9,9 @@ use utoipa::ToSchema;
 use super::rows::RowExt;
 use super::{millis, Backend, StoreResult};
 
-/// A mail as queued: fully rendered, so what is sent is what was decided in the transaction.
+/// A mail in the outbox. It is queued with its template inputs (`render_context`) in the
+/// transaction that causes it, and rendered by the mail worker just before it is first sent; the
+/// rendered subject and bodies are then stored, so retries send exactly the same message.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OutboxMail {
     pub id: String,
@@ -18,7 +20,8 @@ pub struct OutboxMail {
     pub recipient: String,
     pub from_name: String,
     pub from_address: String,
-    pub subject: String,
+    /// Null until the mail is rendered, just before it is first sent.
+    pub subject: Option<String>,
     #[serde(skip)]
     pub text_body: String,
     #[serde(skip)]
@@ -34,12 +37,17 @@ pub struct OutboxMail {
     pub sent_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub tenant_id: String,
+    /// The JSON the template sees, while the mail waits to be rendered (then `None`). Mails queued
+    /// by older versions were rendered when queued and never have one.
+    #[serde(skip)]
+    pub render_context: Option<String>,
 }
 
 const COLUMNS: &str = "id, tenant_id, kind, recipient, from_name, from_address, subject, text_body, html_body, \
-    entitlement_id, customer_id, status, attempts, next_attempt_at, last_error, created_at, sent_at";
+    entitlement_id, customer_id, status, attempts, next_attempt_at, last_error, created_at, sent_at, render_context";
 
 fn mail(row: &AnyRow) -> StoreResult<OutboxMail> {
+    let render_context = row.opt_text("render_context")?;
     Ok(OutboxMail {
         id: row.text("id")?,
         tenant_id: row.text("tenant_id")?,
@@ -47,7 +55,10 @@ fn mail(row: &AnyRow) -> StoreResult<OutboxMail> {
         recipient: row.text("recipient")?,
         from_name: row.text("from_name")?,
         from_address: row.text("from_address")?,
-        subject: row.text("subject")?,
+        subject: match render_context {
+            Some(_) => None,
+            None => Some(row.text("subject")?),
+        },
         text_body: row.text("text_body")?,
         html_body: row.text("html_body")?,
         entitlement_id: row.opt_text("entitlement_id")?,
@@ -58,14 +69,16 @@ fn mail(row: &AnyRow) -> StoreResult<OutboxMail> {
         last_error: row.opt_text("last_error")?,
         created_at: row.time("created_at")?,
         sent_at: row.opt_time("sent_at")?,
+        render_context,
     })
 }
 
+/// Queues a mail. The rendered columns are empty while `render_context` is set.
 pub async fn enqueue(conn: &mut AnyConnection, m: &OutboxMail) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO mail_outbox (id, tenant_id, kind, recipient, from_name, from_address, subject, text_body,
-            html_body, entitlement_id, customer_id, status, attempts, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', 0, $12, $12)",
+            html_body, entitlement_id, customer_id, status, attempts, next_attempt_at, created_at, render_context)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', 0, $12, $12, $13)",
     )
     .bind(&m.id)
     .bind(&m.tenant_id)
@@ -73,12 +86,32 @@ pub async fn enqueue(conn: &mut AnyConnection, m: &OutboxMail) -> StoreResult<()
     .bind(&m.recipient)
     .bind(&m.from_name)
     .bind(&m.from_address)
-    .bind(&m.subject)
+    .bind(m.subject.as_deref().unwrap_or(""))
     .bind(&m.text_body)
     .bind(&m.html_body)
     .bind(m.entitlement_id.as_deref())
     .bind(m.customer_id.as_deref())
     .bind(millis(m.created_at))
+    .bind(m.render_context.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Stores what a queued mail rendered to and drops its template inputs: from now on it is sent
+/// as it is.
+pub async fn store_rendered(conn: &mut AnyConnection, m: &OutboxMail) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE mail_outbox SET from_name = $2, from_address = $3, subject = $4, text_body = $5, html_body = $6,
+            render_context = NULL
+         WHERE id = $1",
+    )
+    .bind(&m.id)
+    .bind(&m.from_name)
+    .bind(&m.from_address)
+    .bind(m.subject.as_deref().unwrap_or(""))
+    .bind(&m.text_body)
+    .bind(&m.html_body)
     .execute(conn)
     .await?;
     Ok(())
@@ -199,8 +232,8 @@ pub async fn list(conn: &mut AnyConnection, tenant_id: &str, f: &MailFilter<'_>)
 // ---- templates ----
 
 /// A tenant's override of one mail kind; unset parts fall back to the built-in template.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// (The API's shape of it is `services::mail::MailTemplate`.)
+#[derive(Debug, Clone, Default)]
 pub struct TemplateOverride {
     pub from_name: Option<String>,
     pub from_address: Option<String>,

@@ -18,6 +18,7 @@ const LICENSING: &str = include_str!("../../migrations/common/0003_licensing.sql
 const MAIL: &str = include_str!("../../migrations/common/0004_mail.sql");
 const COMMERCE: &str = include_str!("../../migrations/common/0005_commerce.sql");
 const CREDENTIAL_BUDGETS: &str = include_str!("../../migrations/common/0006_credential_budgets.sql");
+const MAIL_RENDER_CONTEXT: &str = include_str!("../../migrations/common/0007_mail_render_context.sql");
 const COMMERCE_REJECTIONS: &str = include_str!("../../migrations/common/0008_commerce_rejections.sql");
 
 const MIGRATIONS: &[Migration] = &[
@@ -56,6 +57,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "credential_budgets",
         sqlite: CREDENTIAL_BUDGETS,
         postgres: CREDENTIAL_BUDGETS,
+    },
+    Migration {
+        version: 7,
+        name: "mail_render_context",
+        sqlite: MAIL_RENDER_CONTEXT,
+        postgres: MAIL_RENDER_CONTEXT,
     },
     Migration {
         version: 8,
