@@ -135,15 +135,18 @@ fn healthz_answers_while_two_thousand_slow_clients_hang_on() {
         }
         held.push(stream);
     }
-    let mut worst = Duration::ZERO;
-    for _ in 0..10 {
-        let (status, took) = server.get("/healthz");
-        assert_eq!(status, 200);
-        worst = worst.max(took);
-    }
+    let mut took: Vec<Duration> = (0..11)
+        .map(|_| {
+            let (status, took) = server.get("/healthz");
+            assert_eq!(status, 200);
+            took
+        })
+        .collect();
+    took.sort();
+    // The median carries the 100 ms target; the worst gets slack for a machine busy with other tests.
     assert!(
-        worst < Duration::from_millis(500),
-        "healthz took {worst:?} with 2,000 slow clients"
+        took[5] < Duration::from_millis(100) && took[10] < Duration::from_secs(1),
+        "healthz took {took:?} with 2,000 slow clients"
     );
     // The header deadline closes the silent and slow-header sockets.
     std::thread::sleep(Duration::from_millis(3500));
