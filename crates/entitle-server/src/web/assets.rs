@@ -1,0 +1,1 @@
+//! Static assets (stylesheet, script) served with a content hash.
