@@ -12,7 +12,6 @@ pub mod licensing;
 pub mod mail;
 pub mod ops;
 pub mod permissions;
-pub mod portal;
 pub mod resources;
 
 use axum::routing::get;
@@ -149,7 +148,7 @@ pub fn router(state: AppState) -> Router {
         get(move || std::future::ready(Json(doc.as_ref().clone()))),
     )
     .merge(ops::router())
-    .merge(portal::router())
+    .merge(crate::web::portal::router())
     .fallback(|| async { ApiError::not_found("route") })
     .with_state(state)
 }

@@ -8,6 +8,8 @@ use serde::Serialize;
 use crate::store::mail::TemplateOverride;
 
 pub const CREDENTIALS: &str = "credentials";
+/// A single-use link to sign in to the portal (not overridable yet).
+pub const SIGN_IN: &str = "sign_in";
 
 /// The kinds of mail whose templates a tenant may override.
 pub const KINDS: [&str; 1] = [CREDENTIALS];
@@ -24,6 +26,11 @@ fn defaults(kind: &str) -> Option<Defaults> {
             subject: include_str!("templates/credentials.subject"),
             text: include_str!("templates/credentials.txt"),
             html: include_str!("templates/credentials.html"),
+        }),
+        SIGN_IN => Some(Defaults {
+            subject: include_str!("templates/sign_in.subject"),
+            text: include_str!("templates/sign_in.txt"),
+            html: include_str!("templates/sign_in.html"),
         }),
         _ => None,
     }

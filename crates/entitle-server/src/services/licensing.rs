@@ -290,6 +290,12 @@ async fn take_seat(
             activation
         }
     };
+    if let Some(email) = request.email.as_deref().and_then(|email| Email::parse(email).ok()) {
+        // A seat taken with an account is that end user's: the portal shows a `user` their own.
+        if let Some(user) = customers_db::find_end_user_by_email(&mut tx, tenant_id, &email).await? {
+            crate::store::portal::set_seat_holder(&mut tx, tenant_id, &activation.id, &user.id).await?;
+        }
+    }
     let entry = log_entry(Some(&activation.id), &activation.seat_id, "activate", None, origin);
     db::log(&mut tx, tenant_id, entitlement_id, &entry).await?;
     tx.commit().await?;

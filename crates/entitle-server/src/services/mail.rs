@@ -10,7 +10,7 @@ use super::{found, record, Ctx, Page, Paging, ServiceError, ServiceResult};
 use crate::domain::keys::hash_secret;
 use crate::domain::sender::{self, SenderPolicy};
 use crate::domain::{ids, passwords, Email, EndUser, EndUserRole, Entitlement, LicenseType, PlanStart, RuleViolation};
-use crate::mail::templates::{self, Budget, TemplateError, CREDENTIALS};
+use crate::mail::templates::{self, Budget, TemplateError, CREDENTIALS, SIGN_IN};
 use crate::store::mail::{self as db, MailFilter, OutboxMail, TemplateOverride};
 use crate::store::{catalogue as catalogue_db, customers as customers_db, entitlements as entitlements_db};
 use crate::store::{tenants as tenants_db, Store, StoreError};
@@ -112,7 +112,7 @@ pub async fn queue_credentials(
         "tenant": {"name": tenant.name},
         "customer": {"name": customer.name.as_str()},
         "recipient": {"email": recipient.as_str(), "name": user.as_ref().and_then(|u| u.name.as_ref()).map(|n| n.as_str())},
-        "portal_url": format!("{}/portal", settings.public_url),
+        "portal_url": format!("{}/portal/{}", settings.public_url, ctx.tenant_id),
         "account_based": account_based,
         "setup_url": setup_url,
         "setup_expires": setup_expires.map(|at: DateTime<Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string()),
@@ -143,6 +143,49 @@ pub async fn queue_credentials(
     db::enqueue(conn, &mail).await?;
     let ids: Vec<&str> = entitlements.iter().map(|e| e.id.as_str()).collect();
     let summary = serde_json::json!({"kind": CREDENTIALS, "recipient": recipient.as_str(), "entitlements": ids});
+    record(conn, ctx, "mail.queued", "mail", &mail.id, summary).await?;
+    Ok(mail)
+}
+
+/// Queues a portal sign-in link to an end user, in the caller's transaction. Call
+/// [`Store::mail_queued`] after committing.
+pub async fn queue_sign_in_link(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    user: &EndUser,
+    link: &str,
+    expires_at: DateTime<Utc>,
+) -> ServiceResult<OutboxMail> {
+    let tenant = found(tenants_db::get(conn, &ctx.tenant_id).await?, "tenant")?;
+    let context = serde_json::json!({
+        "tenant": {"name": tenant.name},
+        "recipient": {"email": user.email.as_str(), "name": user.name.as_ref().map(|n| n.as_str())},
+        "link_url": link,
+        "link_expires": expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    });
+    let mail = OutboxMail {
+        id: ids::new_id("mail"),
+        tenant_id: ctx.tenant_id.clone(),
+        kind: SIGN_IN.to_owned(),
+        recipient: user.email.to_string(),
+        from_name: sender::clean_display_name(&tenant.name),
+        from_address: settings.sender.default_address().to_owned(),
+        subject: None,
+        text_body: String::new(),
+        html_body: String::new(),
+        entitlement_id: None,
+        customer_id: Some(user.customer_id.clone()),
+        status: "queued".into(),
+        attempts: 0,
+        next_attempt_at: ctx.now,
+        last_error: None,
+        created_at: ctx.now,
+        sent_at: None,
+        render_context: Some(context.to_string()),
+    };
+    db::enqueue(conn, &mail).await?;
+    let summary = serde_json::json!({"kind": SIGN_IN, "recipient": user.email.as_str()});
     record(conn, ctx, "mail.queued", "mail", &mail.id, summary).await?;
     Ok(mail)
 }

@@ -14,6 +14,7 @@ pub mod housekeeping;
 pub mod lease_writer;
 pub mod licensing;
 pub mod mail;
+pub mod portal;
 pub mod signing;
 pub mod tenants;
 pub mod webhook_guard;

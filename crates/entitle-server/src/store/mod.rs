@@ -14,6 +14,7 @@ pub mod entitlements;
 pub mod events;
 pub mod licensing;
 pub mod mail;
+pub mod portal;
 pub mod tenants;
 
 use anyhow::Context;

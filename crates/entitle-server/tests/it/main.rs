@@ -17,5 +17,6 @@ mod licensing;
 mod mail;
 mod mail_abuse;
 mod ops;
+mod portal;
 mod smtp;
 mod upgrade;
