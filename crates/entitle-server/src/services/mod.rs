@@ -16,6 +16,7 @@ pub mod licensing;
 pub mod mail;
 pub mod signing;
 pub mod tenants;
+pub mod usage;
 pub mod webhook_guard;
 
 use chrono::{DateTime, Utc};

@@ -15,6 +15,7 @@ pub mod events;
 pub mod licensing;
 pub mod mail;
 pub mod tenants;
+pub mod usage;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
