@@ -48,7 +48,10 @@ impl DayRange {
         if let Some(bucket) = bucket.filter(|b| *b != "day") {
             return Err(RuleViolation::new(
                 "invalid_bucket",
-                format!("bucket must be `day` (got `{}`)", bucket.chars().take(20).collect::<String>()),
+                format!(
+                    "bucket must be `day` (got `{}`)",
+                    bucket.chars().take(20).collect::<String>()
+                ),
             ));
         }
         let date = |name: &str, value: &str| {
@@ -57,7 +60,10 @@ impl DayRange {
         };
         let to = to.map(|v| date("to", v)).transpose()?;
         let from = from.map(|v| date("from", v)).transpose()?;
-        let back = |end: NaiveDate| end.checked_sub_days(Days::new(DEFAULT_DAYS - 1)).unwrap_or(NaiveDate::MIN);
+        let back = |end: NaiveDate| {
+            end.checked_sub_days(Days::new(DEFAULT_DAYS - 1))
+                .unwrap_or(NaiveDate::MIN)
+        };
         let (from, to) = match (from, to) {
             (Some(from), Some(to)) => (from, to),
             (None, Some(to)) => (back(to), to),
@@ -239,7 +245,8 @@ mod tests {
         assert_eq!((r.from, r.len()), (d("2024-01-01"), 30));
         let year = DayRange::parse(Some("2024-01-01"), Some("2024-12-31"), None, today).unwrap();
         assert_eq!(year.len(), 366);
-        let code = |f: Option<&str>, t: Option<&str>, b: Option<&str>| DayRange::parse(f, t, b, today).unwrap_err().code;
+        let code =
+            |f: Option<&str>, t: Option<&str>, b: Option<&str>| DayRange::parse(f, t, b, today).unwrap_err().code;
         assert_eq!(code(Some("2024-01-01"), Some("2025-01-01"), None), "invalid_range");
         assert_eq!(code(Some("2024-02-02"), Some("2024-02-01"), None), "invalid_range");
         assert_eq!(code(Some("2024-2-30"), None, None), "invalid_date");
@@ -303,7 +310,9 @@ mod tests {
         let maxes: Vec<_> = s.iter().map(|d| d.seats_max).collect();
         assert_eq!(maxes, [4, 4, 5]);
         let s = seat_series(range, None, &[], Some(&row("2024-02-01", 7, 7, 8, 8, 5)), NOW);
-        assert!(s.iter().all(|d| d.seats_min == 7 && d.seats_max == 7 && d.licensed == 5));
+        assert!(s
+            .iter()
+            .all(|d| d.seats_min == 7 && d.seats_max == 7 && d.licensed == 5));
         let s = seat_series(range, None, &[], None, NOW);
         assert!(s.iter().all(|d| d.seats_max == 9 && d.overdraft.is_none()));
     }

@@ -85,7 +85,8 @@ pub struct FeatureUsage {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EntitlementUsage {
     pub entitlement_id: String,
-    /// The first day answered: the range asked for, from the entitlement's creation on.
+    /// The first day answered: the range asked for, from the entitlement's creation on (as
+    /// asked, with no days, if the range lies wholly before its creation or after today).
     #[schema(value_type = String, format = Date)]
     pub from: NaiveDate,
     /// The last day answered: the range asked for, up to today.
@@ -112,8 +113,10 @@ pub async fn over_time(
         entitlements_db::get(&mut conn, &ctx.tenant_id, entitlement_id).await?,
         "entitlement",
     )?;
-    let range = range.within(day_of(e.created_at), day_of(ctx.now));
-    let (seats, feature_rows) = if range.is_empty() {
+    let within = range.within(day_of(e.created_at), day_of(ctx.now));
+    // A range wholly before the entitlement or after today is answered as asked, with no days.
+    let range = if within.is_empty() { range } else { within };
+    let (seats, feature_rows) = if within.is_empty() {
         (Vec::new(), Vec::new())
     } else {
         let rows = db::seat_rows(&mut conn, &ctx.tenant_id, &e.id, range).await?;
@@ -142,7 +145,7 @@ pub async fn over_time(
                 limit: g.limit,
                 overdraft: g.overdraft,
                 used: g.used,
-                days: if range.is_empty() {
+                days: if within.is_empty() {
                     Vec::new()
                 } else {
                     use_series(range, &days)

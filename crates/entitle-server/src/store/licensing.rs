@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
+use super::entitlements::overdraft_of;
 use super::rows::RowExt;
 use super::{millis, opt_millis, StoreError, StoreResult};
-use super::entitlements::overdraft_of;
 use crate::domain::licensing::Activation;
 use crate::domain::Overdraft;
 

@@ -107,7 +107,11 @@ fn axes(out: &mut String, scale: Scale, days: &[NaiveDate]) {
     out.push_str("<g class=\"chart-grid\" stroke=\"#d0d0d0\" stroke-width=\"1\">");
     for tick in scale.ticks() {
         let y = scale.y(tick);
-        let _ = write!(out, "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\"/>", LEFT + PLOT_W);
+        let _ = write!(
+            out,
+            "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\"/>",
+            LEFT + PLOT_W
+        );
     }
     out.push_str("</g><g class=\"chart-axis\" fill=\"#555555\">");
     for tick in scale.ticks() {
@@ -218,10 +222,7 @@ pub fn seats_svg(title: &str, days: &[SeatDay]) -> String {
     open(&mut out, title, &desc);
     let dates: Vec<NaiveDate> = days.iter().map(|d| d.day).collect();
     axes(&mut out, scale, &dates);
-    let overdraft: Vec<Option<i64>> = days
-        .iter()
-        .map(|d| ceiling(d).filter(|c| *c > d.licensed))
-        .collect();
+    let overdraft: Vec<Option<i64>> = days.iter().map(|d| ceiling(d).filter(|c| *c > d.licensed)).collect();
     step_path(&mut out, "chart-overdraft", "#c0392b", true, &overdraft, scale);
     let licensed: Vec<Option<i64>> = days.iter().map(|d| Some(d.licensed)).collect();
     step_path(&mut out, "chart-licensed", "#7f8c8d", true, &licensed, scale);
@@ -390,7 +391,13 @@ mod tests {
         assert_eq!(Scale::for_max(5), Scale { top: 5, step: 1 });
         assert_eq!(Scale::for_max(7), Scale { top: 8, step: 2 });
         assert_eq!(Scale::for_max(110), Scale { top: 150, step: 50 });
-        assert_eq!(Scale::for_max(1_000_000_000), Scale { top: 1_000_000_000, step: 200_000_000 });
+        assert_eq!(
+            Scale::for_max(1_000_000_000),
+            Scale {
+                top: 1_000_000_000,
+                step: 200_000_000
+            }
+        );
         let s = Scale::for_max(10);
         assert_eq!(s.y(0), TOP + PLOT_H);
         assert_eq!(s.y(10), TOP);
@@ -462,8 +469,14 @@ mod tests {
         assert!(svg.contains(&format!("y=\"{:.1}\"", scale.y(60))));
         assert!(svg.contains(&format!("height=\"{:.1}\"", TOP + PLOT_H - scale.y(60))));
         assert!(svg.contains("<title>2024-01-02: 60</title>"));
-        assert!(svg.contains(&format!("class=\"chart-limit\" x1=\"{LEFT}\" y1=\"{:.1}\"", scale.y(100))));
-        assert!(svg.contains(&format!("class=\"chart-overdraft\" x1=\"{LEFT}\" y1=\"{:.1}\"", scale.y(110))));
+        assert!(svg.contains(&format!(
+            "class=\"chart-limit\" x1=\"{LEFT}\" y1=\"{:.1}\"",
+            scale.y(100)
+        )));
+        assert!(svg.contains(&format!(
+            "class=\"chart-overdraft\" x1=\"{LEFT}\" y1=\"{:.1}\"",
+            scale.y(110)
+        )));
         assert!(svg.contains("60 in total"));
         let unlimited = usage_svg("Renders", &days, None, 0);
         assert_well_formed(&unlimited);
@@ -503,6 +516,9 @@ mod tests {
         assert_well_formed(&svg);
         let labels = svg.matches("text-anchor=\"middle\"").count();
         assert!((2..=MAX_X_LABELS + 1).contains(&labels), "{labels} labels");
-        assert!(svg.contains(&format!(">{}<", label(days[89].day))), "the last day is labelled");
+        assert!(
+            svg.contains(&format!(">{}<", label(days[89].day))),
+            "the last day is labelled"
+        );
     }
 }

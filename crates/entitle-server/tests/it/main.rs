@@ -19,3 +19,4 @@ mod mail_abuse;
 mod ops;
 mod smtp;
 mod upgrade;
+mod usage;
