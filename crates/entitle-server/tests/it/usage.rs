@@ -179,6 +179,15 @@ backend_test! {
         assert_eq!(seats(&u.seats), [(0, 0, 0), (0, 1, 1), (1, 1, 1), (1, 1, 1)]);
         assert!(u.seats.iter().all(|d| d.licensed == 1 && d.overdraft == Some(0)));
         assert_eq!(app.fetch(&t.key, &path).await["seats_used"], 1);
+
+        // Unlimited overdraft from today (the terms change writes today's row), then a second
+        // seat beyond the seat count on day 3 (while the second's lease runs).
+        app.act(Method::PATCH, &t.key, &path, json!({"overdraft": {"kind": "unlimited"}})).await;
+        take(app, &t.id, &c.product_id, code, "third", Mode::Online, day_start(3) + Duration::minutes(9 * 60 + 30)).await;
+        let u = read(app, &t.id, id, DayRange { from: day(0), to: day(3) }, day_start(3) + Duration::hours(12)).await;
+        let overdraft: Vec<Option<i64>> = u.seats.iter().map(|d| d.overdraft).collect();
+        assert_eq!(overdraft, [None, Some(0), Some(0), None]);
+        assert_eq!(seats(&u.seats)[3], (1, 2, 2));
     }
 }
 
