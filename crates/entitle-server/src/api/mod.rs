@@ -13,6 +13,7 @@ pub mod mail;
 pub mod ops;
 pub mod permissions;
 pub mod resources;
+pub mod usage;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -95,6 +96,7 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(entitlements::enable))
         .routes(routes!(entitlements::reset_overrides))
         .routes(routes!(entitlements::resend_credentials))
+        .routes(routes!(usage::get))
         .routes(routes!(mail::list))
         .routes(routes!(mail::templates, mail::put_template))
         .routes(routes!(admin::create_api_key, admin::list_api_keys))

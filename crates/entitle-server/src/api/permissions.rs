@@ -54,6 +54,7 @@ const TABLE: &[(&str, &str, Permission)] = &[
     ("POST", "/entitlements/{id}/resend-credentials", ManageEntitlements),
     ("GET", "/entitlements/{id}/activations", Read),
     ("GET", "/entitlements/{id}/activation-log", Read),
+    ("GET", "/entitlements/{id}/usage", Read),
     ("GET", "/activations/{id}", Read),
     ("POST", "/activations/{id}/revoke", ManageEntitlements),
     ("GET", "/mails", Read),

@@ -12,6 +12,7 @@ pub mod network;
 pub mod passwords;
 pub mod sender;
 pub mod text;
+pub mod usage;
 
 pub use bounds::{FeatureAmount, PageLimit, Quantity, SeatCount, SeatIncrement, ToleranceSeconds};
 pub use catalogue::*;

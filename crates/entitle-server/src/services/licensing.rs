@@ -7,6 +7,7 @@ use entitle_protocol::{ActivateRequest, LeaseClaims, OfflineDeactivationRequest}
 use sqlx::AnyConnection;
 
 use super::lease_writer::{Extension, LeaseWriter};
+use super::usage;
 use super::{found, record, Ctx, Page, Paging, ServiceError, ServiceResult};
 use crate::domain::keys::hash_secret;
 use crate::domain::licensing::{
@@ -264,13 +265,27 @@ async fn take_seat(
             existing
         }
         None => {
-            if e.terms.concurrency_mode == ConcurrencyMode::Concurrent {
-                reclaim_lapsed_seats(&mut tx, tenant_id, entitlement_id, origin).await?;
-            }
+            let reclaimed_from = if e.terms.concurrency_mode == ConcurrencyMode::Concurrent {
+                reclaim_lapsed_seats(&mut tx, tenant_id, entitlement_id, origin).await?
+            } else {
+                None
+            };
             let ceiling = seat_ceiling(e.terms.seat_count, e.terms.overdraft.allowance(e.terms.seat_count));
             let seats_used = db::take_seat(&mut tx, entitlement_id, ceiling)
                 .await?
                 .ok_or(Denial::SeatLimitReached)?;
+            // Reclaiming and taking commit together: nobody saw the count in between, so the
+            // rollup records one change, from the count before reclaiming.
+            let before = reclaimed_from.unwrap_or(seats_used - 1);
+            usage::note_seats(
+                &mut tx,
+                tenant_id,
+                entitlement_id,
+                now,
+                (before, seats_used),
+                (e.terms.seat_count, e.terms.overdraft),
+            )
+            .await?;
             let activation = Activation {
                 id: ids::new_id("act"),
                 entitlement_id: entitlement_id.to_owned(),
@@ -335,23 +350,27 @@ async fn start_now(conn: &mut AnyConnection, e: &mut Entitlement, now: DateTime<
 }
 
 /// Concurrent seats whose lease and linger period ran out go back to the pool, with their units.
+/// Answers the seats in use before, if any were released.
 async fn reclaim_lapsed_seats(
     conn: &mut AnyConnection,
     tenant_id: &str,
     entitlement_id: &str,
     origin: &Origin,
-) -> Result<()> {
+) -> Result<Option<i64>> {
     let lapsed = db::reclaim_lapsed(conn, entitlement_id, origin.now).await?;
     for activation_id in &lapsed {
         db::give_back_all(conn, activation_id).await?;
     }
-    db::release_seats(conn, entitlement_id, lapsed.len() as i64).await?;
+    let released = lapsed.len() as i64;
+    let before = db::release_seats(conn, entitlement_id, released)
+        .await?
+        .map(|r| r.seats_used + released);
     for activation_id in &lapsed {
         let mut entry = log_entry(Some(activation_id), "", "deactivate", Some("lapsed"), origin);
         entry.seat_id = activation_id.clone();
         db::log(conn, tenant_id, entitlement_id, &entry).await?;
     }
-    Ok(())
+    Ok(before)
 }
 
 /// Reads the entitlement afresh and builds the activation's lease claims.
@@ -535,7 +554,17 @@ async fn end(
         return Ok(false);
     }
     db::give_back_all(conn, &activation.id).await?;
-    db::release_seats(conn, &activation.entitlement_id, 1).await?;
+    if let Some(released) = db::release_seats(conn, &activation.entitlement_id, 1).await? {
+        usage::note_seats(
+            conn,
+            tenant_id,
+            &activation.entitlement_id,
+            origin.now,
+            (released.seats_used + 1, released.seats_used),
+            (released.seat_count, released.overdraft),
+        )
+        .await?;
+    }
     let code = (reason != "deactivated").then_some(reason);
     let entry = log_entry(Some(&activation.id), &activation.seat_id, "deactivate", code, origin);
     db::log(conn, tenant_id, &activation.entitlement_id, &entry).await?;
@@ -655,6 +684,7 @@ pub async fn record_usage(
             origin.now,
         )
         .await?;
+        usage::note_use(&mut tx, &h.tenant_id, &e.id, &feature_id, amount, origin.now).await?;
         tx.commit().await?;
         let mut fresh = e.clone();
         if let Some(grant) = fresh.terms.features.values_mut().find(|g| g.feature_id == feature_id) {

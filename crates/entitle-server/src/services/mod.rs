@@ -17,6 +17,7 @@ pub mod mail;
 pub mod portal;
 pub mod signing;
 pub mod tenants;
+pub mod usage;
 pub mod webhook_guard;
 
 use chrono::{DateTime, Utc};

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::rows::{some, RowExt};
 use super::{millis, opt_millis, Backend, StoreError, StoreResult};
+use crate::domain::usage::day_of;
 use crate::domain::{
     ActivationCode, AttributeGrant, AttributeKind, ConcurrencyMode, Entitlement, FeatureGrant, FeatureKind, Key,
     LicenseType, Overdraft, OverdraftKind, Periods, PlanKind, PlanStart, PlanTerms, Sku, Terms,
@@ -65,7 +66,16 @@ pub async fn insert(conn: &mut AnyConnection, tenant_id: &str, e: &Entitlement) 
     .execute(&mut *conn)
     .await
     .map_err(StoreError::from_write)?;
-    insert_grants(conn, e).await
+    insert_grants(conn, e).await?;
+    note_terms(conn, e, e.created_at).await
+}
+
+/// Every write of an entitlement passes its seat terms to the usage rollup, so the chart's
+/// licensed line follows seat changes from any path (edits, offering changes, storefronts).
+async fn note_terms(conn: &mut AnyConnection, e: &Entitlement, at: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
+    let licensed = e.terms.seat_count;
+    let overdraft = e.terms.overdraft.allowance(licensed);
+    super::usage::terms_changed(conn, &e.id, day_of(at), licensed, overdraft).await
 }
 
 /// Writes every value of `e` back, except the counters the licensing API owns (`seats_used`,
@@ -106,7 +116,9 @@ pub async fn update(conn: &mut AnyConnection, tenant_id: &str, e: &Entitlement) 
     .bind(millis(e.updated_at))
     .execute(&mut *conn)
     .await?;
-    sync_grants(conn, e).await
+    sync_grants(conn, e).await?;
+    // Callers set `updated_at` to the time of the change.
+    note_terms(conn, e, e.updated_at).await
 }
 
 /// Brings the grant rows in line with `e.terms` without touching the `used` counters, which
@@ -420,11 +432,7 @@ async fn with_grants_and_checkouts(
         activation_code: row.parsed("activation_code", ActivationCode::parse)?,
         terms: Terms {
             seat_count: row.int("seat_count")?,
-            overdraft: Overdraft {
-                kind: row.parsed("overdraft_kind", |s| some(OverdraftKind::parse(s)))?,
-                value: u32::try_from(row.int("overdraft_value")?)
-                    .map_err(|_| StoreError::Corrupt("overdraft_value".into()))?,
-            },
+            overdraft: overdraft_of(row)?,
             concurrency_mode: row.parsed("concurrency_mode", |s| some(ConcurrencyMode::parse(s)))?,
             periods: Periods {
                 lease_period: row.parse_column("lease_period")?,
@@ -451,6 +459,14 @@ async fn with_grants_and_checkouts(
         updated_at: row.time("updated_at")?,
     };
     Ok((entitlement, checkouts))
+}
+
+/// The overdraft terms of an entitlement row (`overdraft_kind`, `overdraft_value`).
+pub(crate) fn overdraft_of(row: &AnyRow) -> StoreResult<Overdraft> {
+    Ok(Overdraft {
+        kind: row.parsed("overdraft_kind", |s| some(OverdraftKind::parse(s)))?,
+        value: u32::try_from(row.int("overdraft_value")?).map_err(|_| StoreError::Corrupt("overdraft_value".into()))?,
+    })
 }
 
 /// Usage counters start again from zero (on renewal).

@@ -6,9 +6,11 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
+use super::entitlements::overdraft_of;
 use super::rows::RowExt;
 use super::{millis, opt_millis, StoreError, StoreResult};
 use crate::domain::licensing::Activation;
+use crate::domain::Overdraft;
 
 // ---- signing keys ----
 
@@ -248,15 +250,39 @@ pub async fn take_seat(
     row.map(|row| row.int("seats_used")).transpose()
 }
 
-pub async fn release_seats(conn: &mut AnyConnection, entitlement_id: &str, seats: i64) -> StoreResult<()> {
-    if seats > 0 {
-        sqlx::query("UPDATE entitlements SET seats_used = seats_used - $2 WHERE id = $1 AND seats_used >= $2")
-            .bind(entitlement_id)
-            .bind(seats)
-            .execute(conn)
-            .await?;
+/// The seat counter after a release, with the seat terms it was released under.
+#[derive(Debug, Clone, Copy)]
+pub struct Released {
+    pub seats_used: i64,
+    pub seat_count: i64,
+    pub overdraft: Overdraft,
+}
+
+/// Gives `seats` back; `None` if there was nothing to release (or fewer seats were counted).
+pub async fn release_seats(
+    conn: &mut AnyConnection,
+    entitlement_id: &str,
+    seats: i64,
+) -> StoreResult<Option<Released>> {
+    if seats <= 0 {
+        return Ok(None);
     }
-    Ok(())
+    let row = sqlx::query(
+        "UPDATE entitlements SET seats_used = seats_used - $2 WHERE id = $1 AND seats_used >= $2
+         RETURNING seats_used, seat_count, overdraft_kind, overdraft_value",
+    )
+    .bind(entitlement_id)
+    .bind(seats)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|row| {
+        Ok(Released {
+            seats_used: row.int("seats_used")?,
+            seat_count: row.int("seat_count")?,
+            overdraft: overdraft_of(&row)?,
+        })
+    })
+    .transpose()
 }
 
 /// Checks out `units` of a pool if they are free. Answers the pool's new usage.

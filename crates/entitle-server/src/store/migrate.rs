@@ -20,6 +20,7 @@ const COMMERCE: &str = include_str!("../../migrations/common/0005_commerce.sql")
 const CREDENTIAL_BUDGETS: &str = include_str!("../../migrations/common/0006_credential_budgets.sql");
 const MAIL_RENDER_CONTEXT: &str = include_str!("../../migrations/common/0007_mail_render_context.sql");
 const COMMERCE_REJECTIONS: &str = include_str!("../../migrations/common/0008_commerce_rejections.sql");
+const USAGE_ROLLUP: &str = include_str!("../../migrations/common/0009_usage_rollup.sql");
 const PORTAL: &str = include_str!("../../migrations/common/0010_portal.sql");
 
 const MIGRATIONS: &[Migration] = &[
@@ -70,6 +71,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "commerce_rejections",
         sqlite: COMMERCE_REJECTIONS,
         postgres: COMMERCE_REJECTIONS,
+    },
+    Migration {
+        version: 9,
+        name: "usage_rollup",
+        sqlite: USAGE_ROLLUP,
+        postgres: USAGE_ROLLUP,
     },
     Migration {
         version: 10,

@@ -16,6 +16,7 @@ pub mod licensing;
 pub mod mail;
 pub mod portal;
 pub mod tenants;
+pub mod usage;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};

@@ -20,3 +20,4 @@ mod ops;
 mod portal;
 mod smtp;
 mod upgrade;
+mod usage;
