@@ -536,3 +536,20 @@ pub async fn activation_history(
 pub async fn purge(store: &Store, now: DateTime<Utc>) -> ServiceResult<u64> {
     Ok(db::purge(&mut *store.write_conn().await?, now - Duration::days(1), 1000).await?)
 }
+
+/// Seats per day and each metered feature's use per day over the last `days` days.
+pub async fn usage(
+    store: &Store,
+    session: &Session,
+    entitlement_id: &str,
+    days: u32,
+) -> ServiceResult<super::usage::EntitlementUsage> {
+    entitlement(store, session, entitlement_id).await?;
+    let ctx = session.ctx(None);
+    let today = crate::domain::usage::day_of(ctx.now);
+    let from = today
+        .checked_sub_days(chrono::Days::new(u64::from(days.saturating_sub(1))))
+        .unwrap_or(today);
+    let range = crate::domain::usage::DayRange { from, to: today };
+    super::usage::over_time(store, &ctx, entitlement_id, range).await
+}

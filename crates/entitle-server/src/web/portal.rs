@@ -606,7 +606,7 @@ async fn detail_context(app: &AppState, session: &Session, id: &str, days: u32) 
         fields.insert("features".into(), json!(features));
         fields.insert("attributes".into(), json!(attributes));
     }
-    let usage: Vec<Value> = Vec::new();
+    let usage = usage_charts(&portal::usage(&app.store, session, id, days).await?);
     Ok(json!({
         "title": format!("{} licence", e.product),
         "nav": "entitlements",
@@ -615,6 +615,50 @@ async fn detail_context(app: &AppState, session: &Session, id: &str, days: u32) 
         "days": days,
         "usage": usage,
     }))
+}
+
+/// The usage section: a chart per series, with its numbers as a table beside it.
+fn usage_charts(usage: &crate::services::usage::EntitlementUsage) -> Vec<Value> {
+    let mut charts = Vec::new();
+    if !usage.seats.is_empty() {
+        let rows: Vec<Vec<String>> = usage
+            .seats
+            .iter()
+            .map(|d| {
+                vec![
+                    d.day.to_string(),
+                    d.seats_min.to_string(),
+                    d.seats_max.to_string(),
+                    d.licensed.to_string(),
+                    d.overdraft.map_or_else(|| "unlimited".to_owned(), |o| o.to_string()),
+                ]
+            })
+            .collect();
+        charts.push(json!({
+            "title": "Seats in use per day",
+            "svg": super::chart::seats_svg("Seats in use per day", &usage.seats),
+            "caption": "Fewest and most seats in use each day, against the licensed seats and the overdraft allowed.",
+            "header": ["Day", "Fewest", "Most", "Licensed", "Overdraft"],
+            "rows": rows,
+        }));
+    }
+    for feature in &usage.features {
+        let title = format!("{} used per day", feature.key.as_str());
+        let rows: Vec<Vec<String>> = feature
+            .days
+            .iter()
+            .map(|d| vec![d.day.to_string(), d.used.to_string()])
+            .collect();
+        let limit = feature.limit.map_or_else(|| "unlimited".to_owned(), |l| l.to_string());
+        charts.push(json!({
+            "title": title,
+            "svg": super::chart::usage_svg(&title, &feature.days, feature.limit, feature.overdraft),
+            "caption": format!("Use each day; the allowance is {limit} per period ({} used so far).", feature.used),
+            "header": ["Day", "Used"],
+            "rows": rows,
+        }));
+    }
+    charts
 }
 
 async fn entitlement(

@@ -151,7 +151,8 @@ backend_test! {
 
         let page = visitor.get(&format!("/portal/{}/entitlements/{}", t.id, mine["id"].as_str().unwrap())).await;
         assert_eq!(page.status, StatusCode::OK);
-        for expected in ["dev-a laptop", "dev-a", code, "1 of 5 in use", "renders"] {
+        for expected in ["dev-a laptop", "dev-a", code, "1 of 5 in use", "renders", "Seats in use per day", "<svg",
+                         "renders used per day"] {
             assert!(page.body.contains(expected), "{expected} missing");
         }
         // Another customer's licence by direct URL: as if it did not exist.
