@@ -20,6 +20,7 @@ const COMMERCE: &str = include_str!("../../migrations/common/0005_commerce.sql")
 const CREDENTIAL_BUDGETS: &str = include_str!("../../migrations/common/0006_credential_budgets.sql");
 const MAIL_RENDER_CONTEXT: &str = include_str!("../../migrations/common/0007_mail_render_context.sql");
 const COMMERCE_REJECTIONS: &str = include_str!("../../migrations/common/0008_commerce_rejections.sql");
+const BRANDING: &str = include_str!("../../migrations/common/0011_branding.sql");
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -69,6 +70,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "commerce_rejections",
         sqlite: COMMERCE_REJECTIONS,
         postgres: COMMERCE_REJECTIONS,
+    },
+    Migration {
+        version: 11,
+        name: "branding",
+        sqlite: BRANDING,
+        postgres: BRANDING,
     },
 ];
 
