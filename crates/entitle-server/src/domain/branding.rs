@@ -4,11 +4,72 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::ToSchema;
 
-use super::text::{text_newtype, text_schema};
+use super::bounds::Rejected;
 use super::RuleViolation;
+
+/// A string schema stating what the constructor accepts, so the OpenAPI document tells the truth.
+fn text_schema(min: usize, max: usize, pattern: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(min))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .into()
+}
+
+/// A text newtype whose only constructor is `$check`. Deserializing goes through it too, and a
+/// refusal keeps its stable code (through [`Rejected`]), so a bad colour in a request body is
+/// answered `invalid_accent_colour`, not a generic `invalid_body`.
+macro_rules! brand_text {
+    ($(#[$doc:meta])* $name:ident, schema = ($min:expr, $max:expr, $pattern:expr), $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                text_schema($min, $max, $pattern)
+            }
+        }
+
+        impl ToSchema for $name {}
+
+        impl $name {
+            pub fn parse(value: impl Into<String>) -> Result<Self, RuleViolation> {
+                let check: fn(String) -> Result<String, RuleViolation> = $check;
+                check(value.into()).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = Rejected;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Ok(Self::parse(value)?)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
 
 /// Longest display name, in characters: it sits in a header next to a logo, on a phone too.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 80;
@@ -16,7 +77,7 @@ pub const MAX_DISPLAY_NAME_CHARS: usize = 80;
 /// Longest logo URL kept (CDN URLs with signatures run long; a page header need not carry more).
 pub const MAX_LOGO_URL_CHARS: usize = 1024;
 
-text_newtype!(
+brand_text!(
     /// The name shown in the portal's header: one line of 1–80 characters after trimming.
     BrandName,
     schema = (1, 80, r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"),
@@ -39,7 +100,7 @@ text_newtype!(
     }
 );
 
-text_newtype!(
+brand_text!(
     /// Where the portal loads the logo from: an `https://` URL (`http://` only for `localhost`,
     /// `127.0.0.1` and `[::1]`, for trying things out), at most 1024 characters of printable
     /// ASCII (percent-encode the rest), without user information in the host part.
@@ -205,9 +266,9 @@ impl fmt::Display for AccentColour {
 }
 
 impl TryFrom<String> for AccentColour {
-    type Error = RuleViolation;
+    type Error = Rejected;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        AccentColour::parse(&value)
+        Ok(AccentColour::parse(&value)?)
     }
 }
 

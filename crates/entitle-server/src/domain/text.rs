@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::RuleViolation;
 
 /// A string schema stating what the constructor accepts, so the OpenAPI document tells the truth.
-pub(crate) fn text_schema(min: usize, max: usize, pattern: &str) -> RefOr<Schema> {
+fn text_schema(min: usize, max: usize, pattern: &str) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .min_length(Some(min))
@@ -71,7 +71,6 @@ macro_rules! text_newtype {
         }
     };
 }
-pub(crate) use text_newtype;
 
 text_newtype!(
     /// A display name: 1–200 characters after trimming, no control characters.
