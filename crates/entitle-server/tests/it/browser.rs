@@ -211,6 +211,22 @@ impl Browser {
         self.find(css).await.text().await
     }
 
+    /// A computed colour of the element matching `css` as `#rrggbb` (Chromium answers either
+    /// `rgb(…)` or `rgba(…, 1)` for the same colour); a transparent one keeps its `rgba(…)`.
+    pub async fn colour(&self, css: &str, property: &str) -> String {
+        let value = self.css_value(css, property).await;
+        let numbers: Vec<f64> = value
+            .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+            .trim_matches(|c| c == '(' || c == ')')
+            .split(',')
+            .filter_map(|part| part.trim().parse().ok())
+            .collect();
+        match numbers[..] {
+            [r, g, b] | [r, g, b, 1.0] => format!("#{:02x}{:02x}{:02x}", r as u8, g as u8, b as u8),
+            _ => value,
+        }
+    }
+
     /// A computed CSS property of the element matching `css` (what the stylesheet did).
     pub async fn css_value(&self, css: &str, property: &str) -> String {
         let element = self.find(css).await;
@@ -222,6 +238,28 @@ impl Browser {
             )
             .await;
         value.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Runs `script` (a function body; `arguments` holds `args`) in the page and answers its result.
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        self.command(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
+    /// Emulates the user's light or dark colour-scheme preference (Chrome DevTools, through the driver).
+    pub async fn prefer_dark(&self, dark: bool) {
+        let value = if dark { "dark" } else { "light" };
+        self.command(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.setEmulatedMedia",
+                        "params": {"features": [{"name": "prefers-color-scheme", "value": value}]}})),
+        )
+        .await;
     }
 
     pub async fn set_window_size(&self, width: u32, height: u32) {
@@ -364,6 +402,138 @@ backend_test! {
         browser.fill("input[name=confirm]", "correct horse battery").await;
         browser.find("button[type=submit]").await.click().await;
         assert_eq!(browser.text("h1").await, "Password set");
+        browser.quit().await;
+    }
+}
+
+/// Serves `html` at `/` on a loopback port of its own and answers its URL. (A `data:` URL page
+/// would do, but Chromium treats it as a public page and will not let it load loopback assets.)
+async fn serve_page(html: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let page = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move { axum::response::Html(html) }),
+    );
+    // Ends with the test's runtime.
+    tokio::spawn(async move { axum::serve(listener, page).await });
+    url
+}
+
+/// Every class of the portal's vocabulary on one page, for the stylesheet's browser test (and a
+/// screenshot to look at). `{css}`, `{js}` and `{brand}` are the assets' URLs.
+const GALLERY: &str = r##"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Style gallery</title><link rel="stylesheet" href="{css}"><link rel="stylesheet" href="{brand}"></head>
+<body>
+<header class="site-header">
+  <a class="brand" href="#"><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" alt=""><span class="brand-name">Acme Licensing</span></a>
+  <nav><a href="#" aria-current="page">Licences</a><a href="#">Devices</a><a href="#">Usage</a><a href="#">Account</a></nav>
+  <form class="signout" method="post" action="#"><button type="submit">Sign out</button></form>
+</header>
+<main class="container">
+  <h1>Your licences</h1>
+  <p class="muted">Everything Initech holds, as of today.</p>
+  <p class="notice" role="status">Your password is set.</p>
+  <nav class="tabs"><a href="#" aria-current="page">Overview</a><a href="#">Seats</a><a href="#">History</a></nav>
+  <div class="grid">
+    <section class="card"><h2>Editor Pro</h2>
+      <p><span class="badge badge-active">Active</span> <span class="badge badge-expiring">Expires in 5 days</span></p>
+      <dl class="kv"><dt>Plan</dt><dd>Pro, monthly</dd><dt>Seats</dt><dd>3 of 5 in use</dd></dl>
+      <div class="meter"><meter id="seats" min="0" max="5" low="4" high="5" optimum="0" value="3">3 of 5</meter></div>
+      <p><span class="code" id="code">ABCD-EFGH-JKLM-NPQR</span> <button type="button" class="button small secondary" data-copy="#code">Copy</button></p>
+      <details class="reveal"><summary>Show the activation code</summary><p class="code">WXYZ-2345-6789-ABCD</p></details>
+    </section>
+    <section class="card"><h2>States</h2>
+      <p><span class="badge badge-created">Created</span> <span class="badge badge-grace">Grace</span>
+         <span class="badge badge-expired">Expired</span> <span class="badge badge-disabled">Disabled</span>
+         <span class="badge badge-overdraft">Overdraft</span></p>
+      <progress max="100" value="70">70%</progress>
+      <p class="actions"><a class="button" href="#">Renew</a><a class="button secondary" href="#">Details</a><button class="button danger" type="button">Release seat</button></p>
+    </section>
+  </div>
+  <div class="table-wrap"><table class="data">
+    <thead><tr><th>Device</th><th>Activated</th><th>Last seen</th><th class="num">Renders used</th><th>Status</th></tr></thead>
+    <tbody>
+      <tr><td>peter-laptop.initech.example (macOS 14.5, arm64)</td><td>2026-01-05 09:12</td><td>2026-02-01 17:40</td><td class="num">1,204</td><td><span class="badge badge-active">Active</span></td></tr>
+      <tr><td>render-node-07.initech.example (Linux)</td><td>2026-01-09 13:03</td><td>2026-01-30 08:15</td><td class="num">98</td><td><span class="badge badge-expired">Expired</span></td></tr>
+    </tbody></table></div>
+  <figure class="chart"><svg viewBox="0 0 400 120" role="img" aria-label="Seats in use">
+    <line class="chart-grid" x1="30" y1="20" x2="390" y2="20"/><line class="chart-grid" x1="30" y1="60" x2="390" y2="60"/>
+    <line class="chart-axis" x1="30" y1="100" x2="390" y2="100"/><line class="chart-axis" x1="30" y1="10" x2="30" y2="100"/>
+    <line class="chart-licensed" x1="30" y1="40" x2="390" y2="40"/><line class="chart-limit" x1="30" y1="30" x2="390" y2="30"/>
+    <polyline class="chart-max" points="30,80 120,50 210,45 300,35 390,25"/><polyline class="chart-min" points="30,95 120,80 210,70 300,60 390,55"/>
+    <polyline class="chart-use" points="30,90 120,65 210,55 300,50 390,40"/><rect class="chart-overdraft" x="300" y="25" width="90" height="15"/>
+    <text x="0" y="104">0</text><text x="0" y="44">5</text></svg><figcaption>Seats in use, last 30 days</figcaption></figure>
+  <section class="card"><h2>Change your password</h2>
+    <p class="form-error" role="alert">Please correct the fields below.</p>
+    <form class="stack" method="post" action="#">
+      <label>Email <input type="email" name="email" value="peter@initech.example"></label>
+      <label>New password <input type="password" name="password" aria-invalid="true"><span class="field-error">At least 10 characters.</span></label>
+      <label>Role <select name="role"><option>User</option><option>Admin</option></select></label>
+      <label>Note <textarea name="note"></textarea></label>
+      <button type="submit">Save</button>
+    </form>
+  </section>
+  <section class="card sign-in"><h1>Sign in</h1><form class="stack"><label>Email <input type="email"></label><button type="submit">Sign in</button></form></section>
+</main>
+<footer class="footer">Acme Licensing · Powered by Entitle</footer>
+<script src="{js}"></script>
+</body></html>"##;
+
+backend_test! {
+    async fn the_stylesheet_styles_pages_light_dark_and_narrow(app) {
+        let t = app.tenant("Acme").await;
+        let set = app.request(reqwest::Method::PUT, Some(&t.key), "/api/v1/branding",
+            Some(json!({"accent_colour": "#7c3aed"}))).await;
+        assert_eq!(set.status, StatusCode::OK);
+        let html = GALLERY
+            .replace("{css}", &format!("{}{}", app.base, entitle_server::web::assets::stylesheet_href()))
+            .replace("{js}", &format!("{}{}", app.base, entitle_server::web::assets::script_href()))
+            .replace("{brand}", &format!("{}{}", app.base, entitle_server::web::assets::brand_href(&t.id)));
+        let url = serve_page(html).await;
+        let backend = format!("{:?}", app.backend).to_lowercase();
+        let browser = Browser::start().await;
+        browser.prefer_dark(false).await;
+        browser.goto(&url).await;
+
+        // The stylesheet applies, with the tenant's accent on primary buttons.
+        assert_eq!(browser.colour("body", "background-color").await, "#f6f7f9");
+        assert_eq!(browser.colour("a.button", "background-color").await, "#7c3aed");
+        assert_eq!(browser.colour("a.button", "color").await, "#ffffff");
+        assert_eq!(browser.colour(".badge-expired", "color").await, "#991b1b");
+        assert!(browser.css_value(".code", "font-family").await.contains("monospace"));
+        let target = browser.execute(
+            "return document.querySelector('.site-header nav a').getBoundingClientRect().height", json!([])).await;
+        assert!(target.as_f64().unwrap() >= 44.0, "navigation links are large enough to hit: {target}");
+
+        // The script: copy buttons appear, and a click says so.
+        assert_eq!(browser.css_value("button[data-copy]", "display").await, "inline-flex");
+        browser.find("button[data-copy]").await.click().await;
+        let said = browser.text("button[data-copy]").await;
+        assert!(said == "Copied" || said == "Press Ctrl+C to copy", "the button answers: {said}");
+        browser.save_screenshot(&format!("gallery-light-{backend}")).await;
+
+        // Dark: the page turns dark, the accent stays readable.
+        browser.prefer_dark(true).await;
+        assert_eq!(browser.colour("body", "background-color").await, "#0f1216");
+        assert_eq!(browser.colour(".card", "background-color").await, "#181c22");
+        browser.save_screenshot(&format!("gallery-dark-{backend}")).await;
+        browser.prefer_dark(false).await;
+
+        // A phone: nothing runs off the side except inside the table's own scroller.
+        browser.set_window_size(375, 900).await;
+        let widths = browser.execute(
+            "const wrap = document.querySelector('.table-wrap');
+             return [document.documentElement.scrollWidth, document.documentElement.clientWidth,
+                     wrap.scrollWidth, wrap.clientWidth,
+                     getComputedStyle(document.querySelector('.grid')).gridTemplateColumns.split(' ').length];",
+            json!([])).await;
+        let w: Vec<f64> = widths.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert!(w[0] <= w[1], "the page does not scroll sideways at 375 px: {widths}");
+        assert!(w[2] > w[3], "the table scrolls inside its wrapper: {widths}");
+        assert_eq!(w[4], 1.0, "cards stack in one column: {widths}");
+        browser.save_screenshot(&format!("gallery-375-{backend}")).await;
         browser.quit().await;
     }
 }
