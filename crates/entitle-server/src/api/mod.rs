@@ -3,6 +3,7 @@
 
 pub mod activations;
 pub mod admin;
+pub mod branding;
 pub mod commerce;
 mod crud;
 pub mod entitlements;
@@ -51,6 +52,7 @@ use resources::*;
         (name = "mail", description = "Credential mails and their templates"),
         (name = "storefronts", description = "Storefront connections, mappings, deliveries, and the webhook endpoint"),
         (name = "licensing", description = "For applications: activation, leases, features, usage, offline"),
+        (name = "branding", description = "How the tenant's portal looks: name, logo, accent colour"),
     )
 )]
 struct ManagementApi;
@@ -113,6 +115,7 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(commerce::list_deliveries))
         .routes(routes!(commerce::get_delivery))
         .routes(routes!(commerce::replay))
+        .routes(routes!(branding::get, branding::put))
 }
 
 fn licensing_routes() -> OpenApiRouter<AppState> {
@@ -151,6 +154,7 @@ pub fn router(state: AppState) -> Router {
     )
     .merge(ops::router())
     .merge(crate::web::portal::router())
+    .merge(crate::web::assets::router())
     .fallback(|| async { ApiError::not_found("route") })
     .with_state(state)
 }

@@ -74,6 +74,8 @@ const TABLE: &[(&str, &str, Permission)] = &[
     ("GET", "/storefront-deliveries", Read),
     ("GET", "/storefront-deliveries/{id}", Read),
     ("POST", "/storefront-deliveries/{id}/replay", ManageEntitlements),
+    ("GET", "/branding", Read),
+    ("PUT", "/branding", ManageCatalogue),
 ];
 
 /// What `method` on the management route `template` (as matched, `/api/v1/…`) requires;

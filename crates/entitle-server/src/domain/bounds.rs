@@ -40,6 +40,10 @@ const CODES: &[&str] = &[
     "invalid_overdraft",
     "invalid_interval",
     "invalid_tolerance",
+    // Branding (`domain::branding`): text, but refused the same way.
+    "invalid_display_name",
+    "invalid_logo_url",
+    "invalid_accent_colour",
 ];
 
 /// The stable code that a `Rejected` left in a deserialization error's text, if any.

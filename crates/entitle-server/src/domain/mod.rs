@@ -1,6 +1,7 @@
 //! Pure business rules: no I/O, no clock, no database. Everything here is unit-tested.
 
 pub mod bounds;
+pub mod branding;
 pub mod catalogue;
 pub mod codes;
 pub mod entitlement;

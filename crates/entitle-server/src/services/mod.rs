@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod attempts;
+pub mod branding;
 pub mod catalogue;
 pub mod commerce;
 pub mod customers;

@@ -22,6 +22,7 @@ const MAIL_RENDER_CONTEXT: &str = include_str!("../../migrations/common/0007_mai
 const COMMERCE_REJECTIONS: &str = include_str!("../../migrations/common/0008_commerce_rejections.sql");
 const USAGE_ROLLUP: &str = include_str!("../../migrations/common/0009_usage_rollup.sql");
 const PORTAL: &str = include_str!("../../migrations/common/0010_portal.sql");
+const BRANDING: &str = include_str!("../../migrations/common/0011_branding.sql");
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -83,6 +84,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "portal",
         sqlite: PORTAL,
         postgres: PORTAL,
+    },
+    Migration {
+        version: 11,
+        name: "branding",
+        sqlite: BRANDING,
+        postgres: BRANDING,
     },
 ];
 

@@ -6,6 +6,7 @@ mod migrate;
 mod rows;
 
 pub mod api_keys;
+pub mod branding;
 pub mod budgets;
 pub mod catalogue;
 pub mod commerce;

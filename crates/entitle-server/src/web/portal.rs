@@ -82,7 +82,7 @@ impl Frame {
             "assets": {
                 "css": super::assets::stylesheet_href(),
                 "js": super::assets::script_href(),
-                "brand_css": format!("{}/brand.css", self.base),
+                "brand_css": super::assets::brand_href(&self.tenant_id),
             },
             "viewer": session.map(|s| json!({"name": s.display_name()})),
             "csrf": csrf,
@@ -146,15 +146,18 @@ fn not_found_page() -> Response {
 }
 
 async fn frame(app: &AppState, tenant_id: &str) -> Result<Frame, Response> {
-    match portal::tenant_exists(&app.store, tenant_id).await {
-        Ok(Some(name)) => Ok(Frame {
+    if tenant_id.len() > 64 {
+        return Err(not_found_page());
+    }
+    match crate::services::branding::get(&app.store, tenant_id).await {
+        Ok(brand) => Ok(Frame {
             tenant_id: tenant_id.to_owned(),
             base: format!("/portal/{tenant_id}"),
-            brand_name: name,
-            logo_url: None,
+            brand_name: brand.display_name,
+            logo_url: brand.logo_url.map(|url| url.as_str().to_owned()),
             secure: app.config.public_url.starts_with("https://"),
         }),
-        Ok(None) => Err(not_found_page()),
+        Err(ServiceError::NotFound(_)) => Err(not_found_page()),
         Err(error) => Err(internal(error)),
     }
 }

@@ -5,6 +5,8 @@ mod helpers;
 
 mod access;
 mod bad_input;
+mod branding;
+mod browser;
 mod catalogue;
 mod cli;
 mod commerce;
