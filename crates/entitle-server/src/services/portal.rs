@@ -84,7 +84,7 @@ impl Session {
     pub fn display_name(&self) -> String {
         match &self.viewer {
             Viewer::EndUser(user) => user.email.to_string(),
-            Viewer::CodeHolder { .. } => "activation code".to_owned(),
+            Viewer::CodeHolder { .. } => "Signed in with a code".to_owned(),
         }
     }
 }

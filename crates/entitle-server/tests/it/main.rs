@@ -20,6 +20,7 @@ mod mail;
 mod mail_abuse;
 mod ops;
 mod portal;
+mod portal_journey;
 mod smtp;
 mod upgrade;
 mod usage;
