@@ -335,3 +335,58 @@ backend_test! {
         assert_eq!(visitor.get("/portal/ten_nobody/sign-in").await.status, StatusCode::NOT_FOUND);
     }
 }
+
+backend_test! {
+    async fn offline_machines_get_licence_files_from_the_portal(app) {
+        use entitle_protocol::licence::{self, ACTIVATION_REQUEST_LABEL, DEACTIVATION_REQUEST_LABEL};
+        use entitle_protocol::{OfflineActivationRequest, OfflineDeactivationRequest};
+        let t = app.tenant("Acme").await;
+        let c = seed_catalogue(app, &t.key).await;
+        let e = entitle(app, &t.key, &c.customer_id, "PRO-M", 1).await;
+        let id = e["id"].as_str().unwrap();
+        app.act(Method::PATCH, &t.key, &format!("/api/v1/entitlements/{id}"),
+            json!({"offline_lease_period": {"unit": "day", "count": 30}})).await;
+        let code = e["activation_code"].as_str().unwrap();
+        let mut visitor = Visitor::new(app, &t.id);
+        visitor.sign_in_with_code(code).await;
+        let page = visitor.get(&format!("/portal/{}/entitlements/{id}", t.id)).await;
+        let csrf = Visitor::csrf(&page);
+
+        // A request for another licence (a code this licence does not have) is refused.
+        let foreign = licence::write_request(ACTIVATION_REQUEST_LABEL, &OfflineActivationRequest {
+            tenant: t.id.clone(), product: c.product_id.clone(), activation_code: "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF".into(),
+            seat_id: "air-gapped-1".into(), seat_name: None, nonce: "nonce-offline-00".into(),
+        });
+        let path = format!("/portal/{}/entitlements/{id}/offline/activate", t.id);
+        let refused = visitor.post(&path, &[("csrf", &csrf), ("request", &foreign)]).await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+        let request = licence::write_request(ACTIVATION_REQUEST_LABEL, &OfflineActivationRequest {
+            tenant: t.id.clone(), product: c.product_id.clone(), activation_code: code.into(),
+            seat_id: "air-gapped-1".into(), seat_name: Some("Lab PC".into()), nonce: "nonce-offline-01".into(),
+        });
+        let file = visitor.post(&path, &[("csrf", &csrf), ("request", &request)]).await;
+        assert_eq!(file.status, StatusCode::OK, "{}", file.body);
+        assert!(file.headers["content-disposition"].to_str().unwrap().contains("licence.lic"));
+        let keys = app.keys(&t.id).await;
+        let now = chrono::Utc::now().timestamp();
+        let claims = licence::verify_licence_file(&file.body, &keys, now, &c.product_id, "air-gapped-1")
+            .expect("a licence file signed by the tenant");
+        assert!(claims.seat.offline);
+        let page = visitor.get(&format!("/portal/{}/entitlements/{id}", t.id)).await;
+        assert!(page.body.contains("Lab PC"));
+
+        // The machine gives its seat back with a deactivation request.
+        let deactivation = licence::write_request(DEACTIVATION_REQUEST_LABEL, &OfflineDeactivationRequest {
+            tenant: t.id.clone(), activation_id: claims.sub.clone(),
+            activation_secret: licence::read_licence_secret(&file.body).unwrap(),
+            seat_id: "air-gapped-1".into(), nonce: "nonce-offline-02".into(),
+        });
+        let freed = visitor.post(&format!("/portal/{}/entitlements/{id}/offline/deactivate", t.id),
+            &[("csrf", &csrf), ("request", &deactivation)]).await;
+        assert_eq!(freed.status, StatusCode::SEE_OTHER, "{}", freed.body);
+        let page = visitor.get(&format!("/portal/{}/entitlements/{id}?done=deactivated", t.id)).await;
+        assert!(!page.body.contains("Lab PC"));
+        assert!(page.body.contains("seat is free again"));
+    }
+}
