@@ -33,6 +33,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Manage the vendor's staff, who use the admin console.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
     /// Seed a demo tenant with a good / better / best catalogue and print what to try.
     Demo,
     /// Exit 0 if the server at the configured address answers /healthz.
@@ -53,6 +58,20 @@ pub enum TenantCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff member; prints their id and a one-time link to choose a password, as JSON.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// `admin`, `support` or `viewer`.
+        #[arg(long)]
+        role: String,
+    },
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref(), cli.settings)?;
     match cli.command {
@@ -66,6 +85,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let out = serde_json::json!({
                 "tenant_id": created.tenant.id,
                 "api_key": created.admin_key.expose_secret(),
+            });
+            writeln!(std::io::stdout(), "{out:#}")?;
+            store.close().await;
+            Ok(())
+        }
+        Command::Staff {
+            command: StaffCommand::Create { tenant, email, role },
+        } => {
+            let role = crate::domain::staff::StaffRole::parse(&role)
+                .with_context(|| format!("role {role:?}: use admin, support or viewer"))?;
+            let store = Store::open(config.database_url.expose_secret()).await?;
+            let (member, link) = services::staff::create(&store, &config.public_url, &tenant, &email, role).await?;
+            let out = serde_json::json!({
+                "staff_id": member.id,
+                "email": member.email.as_str(),
+                "role": role.as_str(),
+                "set_password_url": link,
+                "console_url": format!("{}/admin/{tenant}", config.public_url),
             });
             writeln!(std::io::stdout(), "{out:#}")?;
             store.close().await;

@@ -114,6 +114,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
+/// What a staff role may do in the console: `admin` what an admin key may, `support` what a
+/// support key may, `viewer` only read.
+pub fn staff_allows(role: crate::domain::staff::StaffRole, permission: Permission) -> bool {
+    use crate::domain::staff::StaffRole;
+    match role {
+        StaffRole::Admin => allows(Role::Admin, permission),
+        StaffRole::Support => allows(Role::Support, permission),
+        StaffRole::Viewer => permission == Permission::Read,
+    }
+}
+
 /// The tenant and key behind `Authorization: Bearer …`.
 pub struct Caller {
     pub owner: KeyOwner,

@@ -155,6 +155,7 @@ pub fn router(state: AppState) -> Router {
     .merge(ops::router())
     .merge(crate::web::portal::router())
     .merge(crate::web::assets::router())
+    .merge(crate::web::console::router())
     .fallback(|| async { ApiError::not_found("route") })
     .with_state(state)
 }

@@ -12,6 +12,7 @@ pub mod licensing;
 pub mod network;
 pub mod passwords;
 pub mod sender;
+pub mod staff;
 pub mod text;
 pub mod usage;
 

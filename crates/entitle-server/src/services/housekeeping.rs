@@ -25,7 +25,7 @@ pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()
                 Ok(purged) => tracing::debug!(purged, "forgot old attempt budgets"),
                 Err(error) => tracing::warn!(%error, "purging attempt budgets failed"),
             }
-            match super::portal::purge(&store, super::now()).await {
+            match super::sessions::purge(&store, super::now()).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "forgot ended web sessions and sign-in links"),
                 Err(error) => tracing::warn!(%error, "purging web sessions failed"),

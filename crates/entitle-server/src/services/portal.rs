@@ -8,40 +8,19 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::attempts::{Attempts, Budget, Refusal};
-use super::{record, Actor, ActorKind, Ctx, Page, Paging, ServiceError, ServiceResult};
+use super::{Actor, ActorKind, Ctx, Page, Paging, ServiceError, ServiceResult};
 use crate::domain::keys::hash_secret;
 use crate::domain::{ids, passwords, ActivationCode, Email, EndUser, EndUserRole, EntitlementView};
 use crate::services::mail::MailSettings;
 use crate::store::licensing::ActivationLogEntry;
-use crate::store::portal::{self as db, WebSession};
+use crate::store::portal as db;
 use crate::store::{customers as customers_db, entitlements as entitlements_db, tenants as tenants_db, Store};
 
-/// How long sessions and links live.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionPolicy {
-    /// A session not used for this long ends.
-    pub idle: Duration,
-    /// A session ends this long after sign-in, however busy.
-    pub absolute: Duration,
-    /// An emailed sign-in link works this long, once.
-    pub link_lifetime: Duration,
-}
-
-impl Default for SessionPolicy {
-    fn default() -> Self {
-        SessionPolicy {
-            idle: Duration::minutes(30),
-            absolute: Duration::hours(12),
-            link_lifetime: Duration::minutes(15),
-        }
-    }
-}
+pub use super::sessions::SessionPolicy;
 
 pub const REALM: &str = "portal";
 const SUBJECT_END_USER: &str = "end_user";
 const SUBJECT_ENTITLEMENT: &str = "entitlement";
-/// Sessions are touched at most this often, so browsing does not write on every page.
-const TOUCH_EVERY: Duration = Duration::minutes(1);
 
 /// Who is signed in, as far as what they may see goes.
 #[derive(Debug, Clone)]
@@ -124,34 +103,16 @@ async fn open_session(
     subject_id: &str,
     ip: IpAddr,
 ) -> ServiceResult<String> {
-    let now = super::now();
-    let token = ids::random_token(32);
-    let session = WebSession {
-        tenant_id: tenant_id.to_owned(),
-        realm: REALM.to_owned(),
-        subject_kind: subject_kind.to_owned(),
-        subject_id: subject_id.to_owned(),
-        csrf_token: ids::random_token(20),
-        created_at: now,
-        last_seen_at: now,
-        expires_at: now + policy.absolute,
-    };
-    let mut tx = store.begin().await?;
-    db::insert_session(&mut tx, &hash_secret(&token), &session).await?;
-    let ctx = Ctx {
-        tenant_id: tenant_id.to_owned(),
-        actor: Actor {
-            kind: ActorKind::EndUser,
-            id: Some(subject_id.to_owned()),
-            ip: Some(ip.to_string()),
-            adds_end_users: false,
-        },
-        now,
-    };
-    let summary = serde_json::json!({"realm": REALM, "subject_kind": subject_kind});
-    record(&mut tx, &ctx, "session.started", subject_kind, subject_id, summary).await?;
-    tx.commit().await?;
-    Ok(token)
+    super::sessions::open(
+        store,
+        policy,
+        REALM,
+        tenant_id,
+        (subject_kind, subject_id),
+        ActorKind::EndUser,
+        ip,
+    )
+    .await
 }
 
 /// The live session behind a cookie's token, for this tenant.
@@ -161,34 +122,24 @@ pub async fn session(
     tenant_id: &str,
     token: &str,
 ) -> ServiceResult<Option<Session>> {
-    if token.is_empty() || token.len() > 128 {
-        return Ok(None);
-    }
-    let now = super::now();
-    let token_hash = hash_secret(token);
-    let mut conn = store.read().await?;
-    let Some(stored) = db::live_session(&mut conn, &token_hash, now, now - policy.idle).await? else {
+    let Some(live) = super::sessions::live(store, policy, REALM, tenant_id, token).await? else {
         return Ok(None);
     };
-    if stored.tenant_id != tenant_id || stored.realm != REALM {
-        return Ok(None);
-    }
+    let stored = live.session;
     let viewer = match stored.subject_kind.as_str() {
-        SUBJECT_END_USER => match customers_db::get_end_user(&mut conn, tenant_id, &stored.subject_id).await? {
-            Some(user) => Viewer::EndUser(user),
-            None => return Ok(None),
-        },
+        SUBJECT_END_USER => {
+            match customers_db::get_end_user(&mut *store.read().await?, tenant_id, &stored.subject_id).await? {
+                Some(user) => Viewer::EndUser(user),
+                None => return Ok(None),
+            }
+        }
         SUBJECT_ENTITLEMENT => Viewer::CodeHolder {
             entitlement_id: stored.subject_id.clone(),
         },
         _ => return Ok(None),
     };
-    drop(conn);
-    if now - stored.last_seen_at > TOUCH_EVERY {
-        db::touch_session(&mut *store.write_conn().await?, &token_hash, now).await?;
-    }
     Ok(Some(Session {
-        token_hash,
+        token_hash: live.token_hash,
         tenant_id: stored.tenant_id,
         viewer,
         csrf_token: stored.csrf_token,
@@ -197,8 +148,7 @@ pub async fn session(
 
 /// Ends a session on the server: its cookie no longer works anywhere.
 pub async fn sign_out(store: &Store, session: &Session) -> ServiceResult<()> {
-    db::end_session(&mut *store.write_conn().await?, &session.token_hash, super::now()).await?;
-    Ok(())
+    super::sessions::end(store, &session.token_hash).await
 }
 
 async fn admit(
@@ -530,11 +480,6 @@ pub async fn activation_history(
         }
     }
     Ok(entries)
-}
-
-/// Forgets sessions and sign-in links that ended more than a day ago.
-pub async fn purge(store: &Store, now: DateTime<Utc>) -> ServiceResult<u64> {
-    Ok(db::purge(&mut *store.write_conn().await?, now - Duration::days(1), 1000).await?)
 }
 
 /// Seats per day and each metered feature's use per day over the last `days` days.

@@ -23,6 +23,7 @@ const COMMERCE_REJECTIONS: &str = include_str!("../../migrations/common/0008_com
 const USAGE_ROLLUP: &str = include_str!("../../migrations/common/0009_usage_rollup.sql");
 const PORTAL: &str = include_str!("../../migrations/common/0010_portal.sql");
 const BRANDING: &str = include_str!("../../migrations/common/0011_branding.sql");
+const STAFF: &str = include_str!("../../migrations/common/0012_staff.sql");
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -90,6 +91,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "branding",
         sqlite: BRANDING,
         postgres: BRANDING,
+    },
+    Migration {
+        version: 12,
+        name: "staff",
+        sqlite: STAFF,
+        postgres: STAFF,
     },
 ];
 

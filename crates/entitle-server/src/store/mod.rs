@@ -10,12 +10,14 @@ pub mod branding;
 pub mod budgets;
 pub mod catalogue;
 pub mod commerce;
+pub mod console;
 pub mod customers;
 pub mod entitlements;
 pub mod events;
 pub mod licensing;
 pub mod mail;
 pub mod portal;
+pub mod staff;
 pub mod tenants;
 pub mod usage;
 

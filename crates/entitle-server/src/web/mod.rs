@@ -5,14 +5,20 @@
 
 pub mod assets;
 pub mod chart;
+pub mod console;
 pub mod cookies;
 pub mod portal;
 
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY};
+use axum::body::Bytes;
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, LOCATION, REFERRER_POLICY, SET_COOKIE};
 use axum::http::{HeaderValue, StatusCode};
+use serde_json::{json, Value};
+
+use crate::domain::keys::hash_secret;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Every page: scripts and styles from our own origin only, images also from https (a tenant's
@@ -28,6 +34,16 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("entitlements.html", include_str!("templates/entitlements.html")),
     ("entitlement.html", include_str!("templates/entitlement.html")),
     ("set_password.html", include_str!("templates/set_password.html")),
+    ("admin_layout.html", include_str!("templates/admin_layout.html")),
+    ("admin_sign_in.html", include_str!("templates/admin_sign_in.html")),
+    ("admin_dashboard.html", include_str!("templates/admin_dashboard.html")),
+    ("admin_search.html", include_str!("templates/admin_search.html")),
+    ("admin_customer.html", include_str!("templates/admin_customer.html")),
+    ("admin_events.html", include_str!("templates/admin_events.html")),
+    (
+        "admin_entitlement.html",
+        include_str!("templates/admin_entitlement.html"),
+    ),
 ];
 
 fn environment() -> &'static Environment<'static> {
@@ -71,6 +87,92 @@ pub fn page(status: StatusCode, html: String) -> Response {
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
+}
+
+// ---- shared by the portal and the console ----
+
+/// The usage section: a chart per series, with its numbers as a table beside it.
+pub(crate) fn usage_charts(usage: &crate::services::usage::EntitlementUsage) -> Vec<Value> {
+    let mut charts = Vec::new();
+    if !usage.seats.is_empty() {
+        let rows: Vec<Vec<String>> = usage
+            .seats
+            .iter()
+            .map(|d| {
+                vec![
+                    d.day.to_string(),
+                    d.seats_min.to_string(),
+                    d.seats_max.to_string(),
+                    d.licensed.to_string(),
+                    d.overdraft.map_or_else(|| "unlimited".to_owned(), |o| o.to_string()),
+                ]
+            })
+            .collect();
+        charts.push(json!({
+            "title": "Seats in use per day",
+            "svg": chart::seats_svg("Seats in use per day", &usage.seats),
+            "caption": "Fewest and most seats in use each day, against the licensed seats and the overdraft allowed.",
+            "header": ["Day", "Fewest", "Most", "Licensed", "Overdraft"],
+            "rows": rows,
+        }));
+    }
+    for feature in &usage.features {
+        let title = format!("{} used per day", feature.key.as_str());
+        let rows: Vec<Vec<String>> = feature
+            .days
+            .iter()
+            .map(|d| vec![d.day.to_string(), d.used.to_string()])
+            .collect();
+        let limit = feature.limit.map_or_else(|| "unlimited".to_owned(), |l| l.to_string());
+        charts.push(json!({
+            "title": title,
+            "svg": chart::usage_svg(&title, &feature.days, feature.limit, feature.overdraft),
+            "caption": format!("Use each day; the allowance is {limit} per period ({} used so far).", feature.used),
+            "header": ["Day", "Used"],
+            "rows": rows,
+        }));
+    }
+    charts
+}
+
+pub(crate) fn internal(error: impl std::fmt::Display) -> Response {
+    tracing::error!(%error, "portal request failed");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "<!DOCTYPE html><title>Error</title><p>Something went wrong. Please try again later.</p>".into(),
+    )
+}
+
+pub(crate) fn not_found_page() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "<!DOCTYPE html><title>Not found</title><p>There is no such page.</p>".into(),
+    )
+}
+
+pub(crate) fn redirect(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, to.to_owned())]).into_response()
+}
+
+pub(crate) fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
+    response
+}
+
+/// Compares two secrets without revealing where they differ.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    !a.is_empty() && hash_secret(a) == hash_secret(b)
+}
+
+/// A form body as fields; anything unreadable is simply absent.
+pub(crate) fn form(body: &Bytes) -> HashMap<String, String> {
+    serde_urlencoded::from_bytes(body).unwrap_or_default()
+}
+
+pub(crate) fn field<'a>(fields: &'a HashMap<String, String>, name: &str) -> &'a str {
+    fields.get(name).map(String::as_str).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,10 +22,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::cookies;
-use super::{page, render};
+use super::{field, form, internal, not_found_page, page, redirect, render, same_secret, usage_charts, with_cookie};
 use crate::api::extract::{ApiPath, ClientIp};
 use crate::app::AppState;
-use crate::domain::keys::hash_secret;
 use crate::domain::{ids, ActivationCode, EndUserRole};
 use crate::services::licensing::{self, Mode, Origin};
 use crate::services::portal::{self as portal, PortalEntitlement, Session, SessionPolicy, SignInError, Viewer};
@@ -130,21 +129,6 @@ impl Frame {
     }
 }
 
-fn internal(error: impl std::fmt::Display) -> Response {
-    tracing::error!(%error, "portal request failed");
-    page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "<!DOCTYPE html><title>Error</title><p>Something went wrong. Please try again later.</p>".into(),
-    )
-}
-
-fn not_found_page() -> Response {
-    page(
-        StatusCode::NOT_FOUND,
-        "<!DOCTYPE html><title>Not found</title><p>There is no such page.</p>".into(),
-    )
-}
-
 async fn frame(app: &AppState, tenant_id: &str) -> Result<Frame, Response> {
     if tenant_id.len() > 64 {
         return Err(not_found_page());
@@ -162,17 +146,6 @@ async fn frame(app: &AppState, tenant_id: &str) -> Result<Frame, Response> {
     }
 }
 
-fn redirect(to: &str) -> Response {
-    (StatusCode::SEE_OTHER, [(LOCATION, to.to_owned())]).into_response()
-}
-
-fn with_cookie(mut response: Response, cookie: &str) -> Response {
-    if let Ok(value) = HeaderValue::from_str(cookie) {
-        response.headers_mut().append(SET_COOKIE, value);
-    }
-    response
-}
-
 /// The live session behind the request's cookie, or a redirect to sign in.
 async fn signed_in(app: &AppState, frame: &Frame, headers: &HeaderMap) -> Result<Session, Response> {
     let token = cookies::get(headers, cookies::SESSION).unwrap_or_default();
@@ -181,20 +154,6 @@ async fn signed_in(app: &AppState, frame: &Frame, headers: &HeaderMap) -> Result
         Ok(None) => Err(redirect(&format!("{}/sign-in", frame.base))),
         Err(error) => Err(internal(error)),
     }
-}
-
-/// Compares two secrets without revealing where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    !a.is_empty() && hash_secret(a) == hash_secret(b)
-}
-
-/// A form body as fields; anything unreadable is simply absent.
-fn form(body: &Bytes) -> HashMap<String, String> {
-    serde_urlencoded::from_bytes(body).unwrap_or_default()
-}
-
-fn field<'a>(fields: &'a HashMap<String, String>, name: &str) -> &'a str {
-    fields.get(name).map(String::as_str).unwrap_or_default()
 }
 
 /// A state-changing form of a session must carry the session's token.
@@ -620,50 +579,6 @@ async fn detail_context(app: &AppState, session: &Session, id: &str, days: u32) 
     }))
 }
 
-/// The usage section: a chart per series, with its numbers as a table beside it.
-fn usage_charts(usage: &crate::services::usage::EntitlementUsage) -> Vec<Value> {
-    let mut charts = Vec::new();
-    if !usage.seats.is_empty() {
-        let rows: Vec<Vec<String>> = usage
-            .seats
-            .iter()
-            .map(|d| {
-                vec![
-                    d.day.to_string(),
-                    d.seats_min.to_string(),
-                    d.seats_max.to_string(),
-                    d.licensed.to_string(),
-                    d.overdraft.map_or_else(|| "unlimited".to_owned(), |o| o.to_string()),
-                ]
-            })
-            .collect();
-        charts.push(json!({
-            "title": "Seats in use per day",
-            "svg": super::chart::seats_svg("Seats in use per day", &usage.seats),
-            "caption": "Fewest and most seats in use each day, against the licensed seats and the overdraft allowed.",
-            "header": ["Day", "Fewest", "Most", "Licensed", "Overdraft"],
-            "rows": rows,
-        }));
-    }
-    for feature in &usage.features {
-        let title = format!("{} used per day", feature.key.as_str());
-        let rows: Vec<Vec<String>> = feature
-            .days
-            .iter()
-            .map(|d| vec![d.day.to_string(), d.used.to_string()])
-            .collect();
-        let limit = feature.limit.map_or_else(|| "unlimited".to_owned(), |l| l.to_string());
-        charts.push(json!({
-            "title": title,
-            "svg": super::chart::usage_svg(&title, &feature.days, feature.limit, feature.overdraft),
-            "caption": format!("Use each day; the allowance is {limit} per period ({} used so far).", feature.used),
-            "header": ["Day", "Used"],
-            "rows": rows,
-        }));
-    }
-    charts
-}
-
 async fn entitlement(
     State(app): State<AppState>,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
@@ -930,7 +845,8 @@ fn set_password_page(status: StatusCode, fields: Value) -> Response {
         "brand": {"name": "Customer portal", "logo_url": null},
         "assets": {"css": super::assets::stylesheet_href(), "js": super::assets::script_href(), "brand_css": "/portal/-/brand.css"},
         "viewer": null, "csrf": "", "nav": "", "notice": null, "error": null,
-        "token": "", "done": false, "expired": false,
+        "token": "", "done": false, "expired": false, "action": "/portal/set-password",
+        "done_message": "Your password is set. Sign in to the application with your email address and this password.",
     });
     if let (Some(context), Value::Object(fields)) = (context.as_object_mut(), fields) {
         context.extend(fields);

@@ -136,3 +136,57 @@ async fn send_test_email_checks_the_mail_configuration() {
     assert!(!failed.status.success(), "an unreachable relay is reported");
     sink.stop();
 }
+
+#[test]
+fn staff_create_prints_a_one_time_set_password_link() {
+    let dir = TempDir::new();
+    let output = entitle(&dir, &["tenant", "create", "--name", "Acme"]);
+    let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let tenant = created["tenant_id"].as_str().unwrap();
+    let staff = entitle(
+        &dir,
+        &[
+            "staff",
+            "create",
+            "--tenant",
+            tenant,
+            "--email",
+            "sam@acme.example",
+            "--role",
+            "support",
+        ],
+    );
+    assert!(staff.status.success(), "{}", String::from_utf8_lossy(&staff.stderr));
+    let printed: Value = serde_json::from_slice(&staff.stdout).expect("JSON on stdout");
+    assert_eq!(printed["role"], "support");
+    let link = printed["set_password_url"].as_str().unwrap();
+    assert!(link.contains(&format!("/admin/{tenant}/set-password?token=")), "{link}");
+    let again = entitle(
+        &dir,
+        &[
+            "staff",
+            "create",
+            "--tenant",
+            tenant,
+            "--email",
+            "sam@acme.example",
+            "--role",
+            "admin",
+        ],
+    );
+    assert!(!again.status.success(), "one account per email and tenant");
+    let bad_role = entitle(
+        &dir,
+        &[
+            "staff",
+            "create",
+            "--tenant",
+            tenant,
+            "--email",
+            "x@acme.example",
+            "--role",
+            "owner",
+        ],
+    );
+    assert!(!bad_role.status.success());
+}

@@ -12,6 +12,7 @@ mod cli;
 mod commerce;
 mod commerce_abuse;
 mod connections;
+mod console;
 mod entitlements;
 mod events;
 mod hardening;

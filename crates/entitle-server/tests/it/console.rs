@@ -1,0 +1,188 @@
+//! The admin console over HTTP: staff set a password from their link and sign in; support finds
+//! a buyer and acts on the entitlement through the same services as the API; roles and tenants
+//! hold on every page and post.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::mail::buy;
+use crate::portal::Visitor;
+use entitle_server::domain::staff::StaffRole;
+
+/// A staff member of `tenant` with `role`, signed in through the console's forms.
+async fn staff_visitor<'a>(app: &'a TestApp, tenant: &str, email: &str, role: StaffRole) -> Visitor<'a> {
+    let (_, link) = entitle_server::services::staff::create(&app.store, &app.base, tenant, email, role)
+        .await
+        .unwrap();
+    let path = link.strip_prefix(&app.base).unwrap().to_owned();
+    let mut visitor = Visitor::new(app, tenant);
+    visitor.base = format!("/admin/{tenant}");
+    let form = visitor.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let token = path.split("token=").nth(1).unwrap().to_owned();
+    let base = visitor.base.clone();
+    let mismatch = visitor
+        .post(
+            &format!("{base}/set-password"),
+            &[
+                ("token", &token),
+                ("password", "staff password 1"),
+                ("confirm", "other password 1"),
+            ],
+        )
+        .await;
+    assert_eq!(mismatch.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let set = visitor
+        .post(
+            &format!("{base}/set-password"),
+            &[
+                ("token", &token),
+                ("password", "staff password 1"),
+                ("confirm", "staff password 1"),
+            ],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK);
+    assert!(set.body.contains("Password set"));
+    let again = visitor.get(&path).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "the link works once");
+
+    let sign_in = visitor.get(&format!("{base}/sign-in")).await;
+    let csrf = Visitor::csrf(&sign_in);
+    let wrong = visitor
+        .post(
+            &format!("{base}/sign-in"),
+            &[("csrf", &csrf), ("email", email), ("password", "not the password")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let signed = visitor
+        .post(
+            &format!("{base}/sign-in"),
+            &[("csrf", &csrf), ("email", email), ("password", "staff password 1")],
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    visitor
+}
+
+backend_test! {
+    async fn support_finds_a_buyer_and_acts_on_the_entitlement(app) {
+        let t = app.tenant("Acme").await;
+        let c = seed_catalogue(app, &t.key).await;
+        let e = buy(app, &t.key, &c.customer_id, "PRO-M", "grace@navy.example").await;
+        let id = e["id"].as_str().unwrap().to_owned();
+        app.act(Method::PATCH, &t.key, &format!("/api/v1/customers/{}", c.customer_id), json!({"email": "grace@navy.example"})).await;
+        let mut support = staff_visitor(app, &t.id, "sam@acme.example", StaffRole::Support).await;
+        let base = support.base.clone();
+
+        let dashboard = support.get(&base).await;
+        assert_eq!(dashboard.status, StatusCode::OK);
+        assert!(dashboard.body.contains("Dashboard") && dashboard.body.contains("Purchases"));
+
+        // One box finds the buyer by email, and the entitlement by its code.
+        let found = support.get(&format!("{base}/search?q=grace%40navy.example")).await;
+        let unescaped = |body: &str| body.replace("&#x2f;", "/");
+        assert!(unescaped(&found.body).contains(&format!("{base}/customers/{}", c.customer_id)), "{}", found.body);
+        let by_code = support.get(&format!("{base}/search?q={}", e["activation_code"].as_str().unwrap())).await;
+        assert!(unescaped(&by_code.body).contains(&format!("{base}/entitlements/{id}")));
+        let customer = support.get(&format!("{base}/customers/{}", c.customer_id)).await;
+        assert!(customer.body.contains(&id));
+
+        let page = support.get(&format!("{base}/entitlements/{id}")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("credentials"), "the mail sent for it");
+        assert!(page.body.contains("entitlement.created"), "its history");
+        let csrf = Visitor::csrf(&page);
+        let before = app.fetch(&t.key, &format!("/api/v1/entitlements/{id}")).await;
+
+        let renewed = support.post(&format!("{base}/entitlements/{id}/renew"), &[("csrf", &csrf)]).await;
+        assert_eq!(renewed.status, StatusCode::SEE_OTHER);
+        let overridden = support
+            .post(&format!("{base}/entitlements/{id}/override"), &[("csrf", &csrf), ("seat_count", "12"), ("expires_on", "")])
+            .await;
+        assert_eq!(overridden.status, StatusCode::SEE_OTHER, "{}", overridden.body);
+        let bad = support.post(&format!("{base}/entitlements/{id}/add-seats"), &[("csrf", &csrf), ("count", "0")]).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let after = app.fetch(&t.key, &format!("/api/v1/entitlements/{id}")).await;
+        assert_eq!(after["seat_count"], 12);
+        assert!(time(&after["expires_at"]) > time(&before["expires_at"]), "renewed");
+        let page = support.get(&format!("{base}/entitlements/{id}?done=override")).await;
+        assert!(page.body.contains("overridden"));
+
+        // The events name the staff member as the actor.
+        let events = app.fetch(&t.key, &format!("/api/v1/events?object_id={id}")).await;
+        let renew = events["data"].as_array().unwrap().iter().find(|ev| ev["action"] == "entitlement.renewed").unwrap();
+        assert_eq!(renew["actor_kind"], "staff");
+
+        // The buyer's portal shows the new seats.
+        let mut buyer = Visitor::new(app, &t.id);
+        buyer.sign_in_with_code(e["activation_code"].as_str().unwrap()).await;
+        let portal = buyer.get(&format!("/portal/{}/entitlements/{id}", t.id)).await;
+        assert!(portal.body.contains("0 of 12 in use"), "the portal sees the same live data");
+
+        // Reset the override from the console.
+        let reset = support.post(&format!("{base}/entitlements/{id}/reset"), &[("csrf", &csrf), ("field", "seat_count")]).await;
+        assert_eq!(reset.status, StatusCode::SEE_OTHER);
+        assert_eq!(app.fetch(&t.key, &format!("/api/v1/entitlements/{id}")).await["seat_count"], 5);
+    }
+}
+
+backend_test! {
+    async fn viewers_read_only_and_no_one_reaches_another_tenant(app) {
+        let t = app.tenant("Acme").await;
+        let c = seed_catalogue(app, &t.key).await;
+        let e = entitle(app, &t.key, &c.customer_id, "PRO-M", 1).await;
+        let id = e["id"].as_str().unwrap().to_owned();
+        let mut viewer = staff_visitor(app, &t.id, "vic@acme.example", StaffRole::Viewer).await;
+        let base = viewer.base.clone();
+        let page = viewer.get(&format!("{base}/entitlements/{id}")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(!page.body.contains("/renew\""), "a viewer is shown no actions");
+        let csrf = Visitor::csrf(&page);
+        let before = app.fetch(&t.key, &format!("/api/v1/entitlements/{id}")).await;
+        for action in ["renew", "disable", "add-seats", "override", "reset", "resend"] {
+            let forged = viewer
+                .post(&format!("{base}/entitlements/{id}/{action}"), &[("csrf", &csrf), ("count", "3"), ("seat_count", "9")])
+                .await;
+            assert_eq!(forged.status, StatusCode::FORBIDDEN, "{action}");
+        }
+        let after = app.fetch(&t.key, &format!("/api/v1/entitlements/{id}")).await;
+        assert_eq!(before, after, "nothing changed");
+
+        // Another tenant's ids: not found; this tenant's session does not open the other console.
+        let b = app.tenant("Beta").await;
+        let cb = seed_catalogue(app, &b.key).await;
+        let theirs = entitle(app, &b.key, &cb.customer_id, "PRO-M", 1).await;
+        let theirs_id = theirs["id"].as_str().unwrap();
+        assert_eq!(viewer.get(&format!("{base}/entitlements/{theirs_id}")).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(viewer.get(&format!("{base}/customers/{}", cb.customer_id)).await.status, StatusCode::NOT_FOUND);
+        let mut admin = staff_visitor(app, &t.id, "ada@acme.example", StaffRole::Admin).await;
+        let admin_page = admin.get(&format!("{base}/entitlements/{id}")).await;
+        let admin_csrf = Visitor::csrf(&admin_page);
+        let cross = admin.post(&format!("{base}/entitlements/{theirs_id}/disable"), &[("csrf", &admin_csrf)]).await;
+        assert_eq!(cross.status, StatusCode::NOT_FOUND);
+        assert_eq!(app.fetch(&b.key, &format!("/api/v1/entitlements/{theirs_id}")).await["status"], "active");
+        let session = admin.session_cookie().unwrap();
+        let mut elsewhere = Visitor::new(app, &b.id);
+        elsewhere.base = format!("/admin/{}", b.id);
+        elsewhere.set_session_cookie(&session);
+        assert_eq!(elsewhere.get(&format!("/admin/{}", b.id)).await.status, StatusCode::SEE_OTHER);
+        // A portal session is not a console session.
+        let mut buyer = Visitor::new(app, &t.id);
+        buyer.sign_in_with_code(e["activation_code"].as_str().unwrap()).await;
+        let portal_session = buyer.session_cookie().unwrap();
+        let mut intruder = Visitor::new(app, &t.id);
+        intruder.set_session_cookie(&portal_session);
+        assert_eq!(intruder.get(&base).await.status, StatusCode::SEE_OTHER);
+
+        // Signing out ends the console session on the server.
+        let out = admin.post(&format!("{base}/sign-out"), &[("csrf", &admin_csrf)]).await;
+        assert_eq!(out.status, StatusCode::SEE_OTHER);
+        let mut replay = Visitor::new(app, &t.id);
+        replay.set_session_cookie(&session);
+        assert_eq!(replay.get(&base).await.status, StatusCode::SEE_OTHER);
+        let _: Value = json!(null);
+    }
+}
