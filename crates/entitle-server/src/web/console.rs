@@ -49,15 +49,17 @@ fn policy() -> SessionPolicy {
     SessionPolicy::default()
 }
 
-struct Frame {
-    tenant_id: String,
-    base: String,
-    brand_name: String,
-    secure: bool,
+/// What every console page shows around its content.
+pub(crate) struct Frame {
+    pub tenant_id: String,
+    /// `/admin/{tenant}`: every console link starts here.
+    pub base: String,
+    pub brand_name: String,
+    pub secure: bool,
 }
 
 impl Frame {
-    fn context(&self, session: Option<&StaffSession>, csrf: &str, fields: Value) -> Value {
+    pub(crate) fn context(&self, session: Option<&StaffSession>, csrf: &str, fields: Value) -> Value {
         let mut context = json!({
             "title": "",
             "base": self.base,
@@ -80,13 +82,14 @@ impl Frame {
         context
     }
 
-    fn render(&self, status: StatusCode, template: &str, session: Option<&StaffSession>, fields: Value) -> Response {
+    /// Renders a console page: the frame's and the session's fields, then `fields`.
+    pub(crate) fn render(&self, status: StatusCode, template: &str, session: Option<&StaffSession>, fields: Value) -> Response {
         let csrf = session.map(|s| s.csrf_token.as_str()).unwrap_or_default();
         render(status, template, self.context(session, csrf, fields))
     }
 }
 
-async fn frame(app: &AppState, tenant_id: &str) -> Result<Frame, Response> {
+pub(crate) async fn frame(app: &AppState, tenant_id: &str) -> Result<Frame, Response> {
     if tenant_id.len() > 64 {
         return Err(not_found_page());
     }
@@ -102,7 +105,7 @@ async fn frame(app: &AppState, tenant_id: &str) -> Result<Frame, Response> {
     }
 }
 
-async fn signed_in(app: &AppState, frame: &Frame, headers: &HeaderMap) -> Result<StaffSession, Response> {
+pub(crate) async fn signed_in(app: &AppState, frame: &Frame, headers: &HeaderMap) -> Result<StaffSession, Response> {
     let token = cookies::get(headers, cookies::SESSION).unwrap_or_default();
     match staff::session(&app.store, &policy(), &frame.tenant_id, token).await {
         Ok(Some(session)) => Ok(session),
@@ -112,13 +115,13 @@ async fn signed_in(app: &AppState, frame: &Frame, headers: &HeaderMap) -> Result
 }
 
 /// The frame and session of a page, or the answer that replaces it.
-async fn open(app: &AppState, tenant: &str, headers: &HeaderMap) -> Result<(Frame, StaffSession), Response> {
+pub(crate) async fn open(app: &AppState, tenant: &str, headers: &HeaderMap) -> Result<(Frame, StaffSession), Response> {
     let frame = frame(app, tenant).await?;
     let session = signed_in(app, &frame, headers).await?;
     Ok((frame, session))
 }
 
-fn forbidden() -> Response {
+pub(crate) fn forbidden() -> Response {
     page(
         StatusCode::FORBIDDEN,
         "<!DOCTYPE html><title>Not allowed</title><p>Your role does not allow this.</p>".into(),
@@ -126,7 +129,7 @@ fn forbidden() -> Response {
 }
 
 /// A state-changing form: the session's token, and a role allowed to do it.
-fn check(session: &StaffSession, fields: &HashMap<String, String>, permission: Permission) -> Result<(), Response> {
+pub(crate) fn check(session: &StaffSession, fields: &HashMap<String, String>, permission: Permission) -> Result<(), Response> {
     if !same_secret(field(fields, "csrf"), &session.csrf_token) {
         return Err(page(
             StatusCode::FORBIDDEN,
@@ -140,11 +143,11 @@ fn check(session: &StaffSession, fields: &HashMap<String, String>, permission: P
     Ok(())
 }
 
-fn moment(at: DateTime<Utc>) -> String {
+pub(crate) fn moment(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-fn day(at: Option<DateTime<Utc>>) -> String {
+pub(crate) fn day(at: Option<DateTime<Utc>>) -> String {
     at.map_or_else(|| "—".to_owned(), |at| at.format("%Y-%m-%d").to_string())
 }
 
