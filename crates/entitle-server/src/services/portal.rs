@@ -242,7 +242,9 @@ pub async fn send_sign_in_link(
     Ok(())
 }
 
-async fn queue_sign_in_link(
+/// Queues a sign-in link to an end user of this tenant (support's "send a sign-in link"; the
+/// portal's form goes through [`send_sign_in_link`] and its budgets). Nothing for an unknown address.
+pub async fn queue_sign_in_link(
     store: &Store,
     settings: &MailSettings,
     policy: &SessionPolicy,

@@ -40,6 +40,11 @@ pub fn router() -> Router<AppState> {
         .route("/admin/{tenant}/sign-out", post(sign_out))
         .route("/admin/{tenant}/search", get(search))
         .route("/admin/{tenant}/customers/{id}", get(customer))
+        .route("/admin/{tenant}/customers/{id}/end-users", post(add_end_user))
+        .route(
+            "/admin/{tenant}/customers/{id}/end-users/{user}/{action}",
+            post(end_user_action),
+        )
         .route("/admin/{tenant}/entitlements/{id}", get(entitlement))
         .route("/admin/{tenant}/entitlements/{id}/{action}", post(entitlement_action))
         .route("/admin/{tenant}/activations/{id}/revoke", post(revoke))
@@ -83,7 +88,13 @@ impl Frame {
     }
 
     /// Renders a console page: the frame's and the session's fields, then `fields`.
-    pub(crate) fn render(&self, status: StatusCode, template: &str, session: Option<&StaffSession>, fields: Value) -> Response {
+    pub(crate) fn render(
+        &self,
+        status: StatusCode,
+        template: &str,
+        session: Option<&StaffSession>,
+        fields: Value,
+    ) -> Response {
         let csrf = session.map(|s| s.csrf_token.as_str()).unwrap_or_default();
         render(status, template, self.context(session, csrf, fields))
     }
@@ -129,7 +140,11 @@ pub(crate) fn forbidden() -> Response {
 }
 
 /// A state-changing form: the session's token, and a role allowed to do it.
-pub(crate) fn check(session: &StaffSession, fields: &HashMap<String, String>, permission: Permission) -> Result<(), Response> {
+pub(crate) fn check(
+    session: &StaffSession,
+    fields: &HashMap<String, String>,
+    permission: Permission,
+) -> Result<(), Response> {
     if !same_secret(field(fields, "csrf"), &session.csrf_token) {
         return Err(page(
             StatusCode::FORBIDDEN,
@@ -427,9 +442,15 @@ async fn events_of(app: &AppState, ctx: &Ctx, object_id: &str) -> Result<Vec<Val
         .collect())
 }
 
+#[derive(Deserialize)]
+pub struct CustomerQuery {
+    done: Option<String>,
+}
+
 async fn customer(
     State(app): State<AppState>,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
+    Query(query): Query<CustomerQuery>,
     headers: HeaderMap,
 ) -> Response {
     let (frame, session) = match open(&app, &tenant, &headers).await {
@@ -465,11 +486,13 @@ async fn customer(
         let users: Vec<Value> = users
             .data
             .iter()
-            .map(|u| json!({"email": u.email.as_str(), "role": serde_json::to_value(u.role).unwrap_or_default(), "created": day(Some(u.created_at))}))
+            .map(|u| json!({"id": u.id, "email": u.email.as_str(), "role": serde_json::to_value(u.role).unwrap_or_default(), "created": day(Some(u.created_at))}))
             .collect();
         Ok::<_, ServiceError>(json!({
             "title": customer.name.as_str(),
-            "c": {"name": customer.name.as_str(), "email": customer.email.as_ref().map(|e| e.as_str())},
+            "c": {"id": customer.id, "name": customer.name.as_str(), "email": customer.email.as_ref().map(|e| e.as_str())},
+            "can_manage": staff_allows(session.member.role, Permission::ManageCustomers),
+            "can_act": staff_allows(session.member.role, Permission::ManageEntitlements),
             "entitlements": entitlements.data.iter().map(row).collect::<Vec<_>>(),
             "users": users,
             "events": events_of(&app, &ctx, &id).await?,
@@ -477,7 +500,15 @@ async fn customer(
     }
     .await;
     match page {
-        Ok(fields) => frame.render(StatusCode::OK, "admin_customer.html", Some(&session), fields),
+        Ok(mut fields) => {
+            fields["notice"] = json!(match query.done.as_deref() {
+                Some("added") => Some("End user added."),
+                Some("role") => Some("Role changed."),
+                Some("link") => Some("A sign-in link is on its way."),
+                _ => None,
+            });
+            frame.render(StatusCode::OK, "admin_customer.html", Some(&session), fields)
+        }
         Err(ServiceError::NotFound(_)) => not_found_page(),
         Err(error) => internal(error),
     }
@@ -744,6 +775,113 @@ async fn revoke(
             frame.base, activation.entitlement_id
         )),
         Err(ServiceError::NotFound(_)) => not_found_page(),
+        Err(error) => internal(error),
+    }
+}
+
+async fn add_end_user(
+    State(app): State<AppState>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (frame, session) = match open(&app, &tenant, &headers).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let fields = form(&body);
+    if let Err(response) = check(&session, &fields, Permission::ManageCustomers) {
+        return response;
+    }
+    let input = json!({"customer_id": id, "email": field(&fields, "email").trim(), "role": field(&fields, "role")});
+    let outcome = match serde_json::from_value::<services::customers::NewEndUser>(input) {
+        Ok(input) => services::customers::create_end_user(&app.store, &session.ctx(Some(ip)), input)
+            .await
+            .map(drop),
+        Err(_) => Err(crate::domain::RuleViolation::new("invalid_email", "enter an email address").into()),
+    };
+    after_customer_action(&frame, &id, outcome, "added")
+}
+
+async fn end_user_action(
+    State(app): State<AppState>,
+    ApiPath((tenant, id, user, action)): ApiPath<(String, String, String, String)>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (frame, session) = match open(&app, &tenant, &headers).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let fields = form(&body);
+    let ctx = session.ctx(Some(ip));
+    // The end user must be this customer's: another customer's id is not found.
+    match services::customers::get_end_user(&app.store, &ctx, &user).await {
+        Ok(end_user) if end_user.customer_id == id => {}
+        Ok(_) | Err(ServiceError::NotFound(_)) => return not_found_page(),
+        Err(error) => return internal(error),
+    }
+    let outcome = match action.as_str() {
+        "role" => {
+            if let Err(response) = check(&session, &fields, Permission::ManageCustomers) {
+                return response;
+            }
+            match serde_json::from_value::<services::customers::EndUserPatch>(json!({"role": field(&fields, "role")})) {
+                Ok(patch) => services::customers::update_end_user(&app.store, &ctx, &user, patch)
+                    .await
+                    .map(drop),
+                Err(_) => Err(crate::domain::RuleViolation::new("invalid_role", "choose admin or user").into()),
+            }
+        }
+        "sign-in-link" => {
+            if let Err(response) = check(&session, &fields, Permission::ManageEntitlements) {
+                return response;
+            }
+            match services::customers::get_end_user(&app.store, &ctx, &user).await {
+                Ok(end_user) => {
+                    services::portal::queue_sign_in_link(
+                        &app.store,
+                        &app.mail,
+                        &SessionPolicy::default(),
+                        &tenant,
+                        end_user.email.as_str(),
+                        ip,
+                    )
+                    .await
+                }
+                Err(error) => Err(error),
+            }
+        }
+        _ => return not_found_page(),
+    };
+    let done = if action == "role" { "role" } else { "link" };
+    after_customer_action(&frame, &id, outcome, done)
+}
+
+fn after_customer_action(frame: &Frame, customer_id: &str, outcome: Result<(), ServiceError>, done: &str) -> Response {
+    match outcome {
+        Ok(()) => redirect(&format!("{}/customers/{customer_id}?done={done}", frame.base)),
+        Err(ServiceError::NotFound(_)) => not_found_page(),
+        Err(ServiceError::Rule(rule)) => page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "<!DOCTYPE html><title>Not saved</title><p>{}</p><p><a href=\"{}/customers/{}\">Back</a></p>",
+                super::chart::escape(&rule.message),
+                frame.base,
+                customer_id
+            ),
+        ),
+        Err(ServiceError::Conflict { message, .. }) => page(
+            StatusCode::CONFLICT,
+            format!(
+                "<!DOCTYPE html><title>Not saved</title><p>{}</p><p><a href=\"{}/customers/{}\">Back</a></p>",
+                super::chart::escape(&message),
+                frame.base,
+                customer_id
+            ),
+        ),
         Err(error) => internal(error),
     }
 }

@@ -186,3 +186,43 @@ backend_test! {
         let _: Value = json!(null);
     }
 }
+
+backend_test! {
+    async fn end_users_are_added_by_admins_and_sent_sign_in_links_by_support(app) {
+        let t = app.tenant("Acme").await;
+        let c = seed_catalogue(app, &t.key).await;
+        let mut admin = staff_visitor(app, &t.id, "ada@acme.example", StaffRole::Admin).await;
+        let mut support = staff_visitor(app, &t.id, "sam@acme.example", StaffRole::Support).await;
+        let base = admin.base.clone();
+        let path = format!("{base}/customers/{}", c.customer_id);
+
+        let page = support.get(&path).await;
+        let support_csrf = Visitor::csrf(&page);
+        let forged = support.post(&format!("{path}/end-users"), &[("csrf", &support_csrf), ("email", "x@initech.example"), ("role", "admin")]).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "support adds no end users");
+
+        let page = admin.get(&path).await;
+        let csrf = Visitor::csrf(&page);
+        let added = admin.post(&format!("{path}/end-users"), &[("csrf", &csrf), ("email", "new.dev@initech.example"), ("role", "user")]).await;
+        assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+        let users = app.fetch(&t.key, &format!("/api/v1/end-users?customer_id={}", c.customer_id)).await;
+        let user = users["data"].as_array().unwrap().iter().find(|u| u["email"] == "new.dev@initech.example").unwrap().clone();
+        assert_eq!(user["role"], "user");
+        let uid = user["id"].as_str().unwrap();
+        let role = admin.post(&format!("{path}/end-users/{uid}/role"), &[("csrf", &csrf), ("role", "admin")]).await;
+        assert_eq!(role.status, StatusCode::SEE_OTHER);
+        assert_eq!(app.fetch(&t.key, &format!("/api/v1/end-users/{uid}")).await["role"], "admin");
+
+        let link = support.post(&format!("{path}/end-users/{uid}/sign-in-link"), &[("csrf", &support_csrf)]).await;
+        assert_eq!(link.status, StatusCode::SEE_OTHER);
+        let mails = app.fetch(&t.key, "/api/v1/mails").await;
+        assert!(mails["data"].as_array().unwrap().iter().any(|m| m["kind"] == "sign_in" && m["recipient"] == "new.dev@initech.example"));
+
+        // Another customer's end user through this customer's URL: not found.
+        let other = app.create(&t.key, "/api/v1/customers", json!({"name": "Other"})).await;
+        let other_user = app.create(&t.key, "/api/v1/end-users", json!({"customer_id": other["id"], "email": "o@other.example"})).await;
+        let cross = admin.post(&format!("{path}/end-users/{}/role", other_user["id"].as_str().unwrap()), &[("csrf", &csrf), ("role", "admin")]).await;
+        assert_eq!(cross.status, StatusCode::NOT_FOUND);
+        assert_eq!(app.fetch(&t.key, &format!("/api/v1/end-users/{}", other_user["id"].as_str().unwrap())).await["role"], "user");
+    }
+}
