@@ -861,27 +861,20 @@ async fn end_user_action(
 }
 
 fn after_customer_action(frame: &Frame, customer_id: &str, outcome: Result<(), ServiceError>, done: &str) -> Response {
-    match outcome {
-        Ok(()) => redirect(&format!("{}/customers/{customer_id}?done={done}", frame.base)),
-        Err(ServiceError::NotFound(_)) => not_found_page(),
-        Err(ServiceError::Rule(rule)) => page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "<!DOCTYPE html><title>Not saved</title><p>{}</p><p><a href=\"{}/customers/{}\">Back</a></p>",
-                super::chart::escape(&rule.message),
-                frame.base,
-                customer_id
-            ),
+    let (status, message) = match outcome {
+        Ok(()) => return redirect(&format!("{}/customers/{customer_id}?done={done}", frame.base)),
+        Err(ServiceError::NotFound(_)) => return not_found_page(),
+        Err(ServiceError::Rule(rule)) => (StatusCode::UNPROCESSABLE_ENTITY, rule.message),
+        Err(ServiceError::Conflict { message, .. }) => (StatusCode::CONFLICT, message),
+        Err(error) => return internal(error),
+    };
+    page(
+        status,
+        format!(
+            "<!DOCTYPE html><title>Not saved</title><p>{}</p><p><a href=\"{}/customers/{}\">Back</a></p>",
+            super::chart::escape(&message),
+            frame.base,
+            customer_id
         ),
-        Err(ServiceError::Conflict { message, .. }) => page(
-            StatusCode::CONFLICT,
-            format!(
-                "<!DOCTYPE html><title>Not saved</title><p>{}</p><p><a href=\"{}/customers/{}\">Back</a></p>",
-                super::chart::escape(&message),
-                frame.base,
-                customer_id
-            ),
-        ),
-        Err(error) => internal(error),
-    }
+    )
 }
