@@ -602,9 +602,15 @@ async fn entitlement_page(app: &AppState, session: &StaffSession, id: &str) -> R
                 None
             }),
         );
+        // Prefilled only when overridden: an untouched form must not turn the plan's expiry into an
+        // override (at midnight) by being submitted for another field.
+        let expiry_overridden = overridden.contains(&"expires_at");
         fields.insert(
             "expires_on".into(),
-            json!(view.expires_at.map(|at| at.format("%Y-%m-%d").to_string())),
+            json!(view
+                .expires_at
+                .filter(|_| expiry_overridden)
+                .map(|at| at.format("%Y-%m-%d").to_string())),
         );
     }
     Ok(json!({
