@@ -370,3 +370,30 @@ backend_test! {
         }
     }
 }
+
+/// Two instances on one PostgreSQL database share the budgets: guesses split between them are
+/// still limited to one budget in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_hold_across_instances() {
+    let Some(first) = TestApp::spawn(Backend::Postgres).await else {
+        eprintln!("ENTITLE_TEST_DATABASE_URL is not set: not run");
+        return;
+    };
+    let second = first.another_instance(|_| {}).await;
+    let t = first.tenant("Acme").await;
+    let c = seed_catalogue(&first, &t.key).await;
+    let results = join_all((0..40).map(|n| {
+        let app = if n % 2 == 0 { &first } else { &second };
+        let (tenant, product) = (t.id.clone(), c.product_id.clone());
+        async move { guess(app, &tenant, &product, None, n).await }
+    }))
+    .await;
+    assert_eq!(
+        count(&results, StatusCode::UNAUTHORIZED),
+        10,
+        "one budget for both instances"
+    );
+    assert_eq!(count(&results, StatusCode::TOO_MANY_REQUESTS), 30);
+    second.stop().await;
+    first.stop().await;
+}
