@@ -16,6 +16,7 @@ pub mod lease_writer;
 pub mod licensing;
 pub mod mail;
 pub mod portal;
+pub mod search;
 pub mod signing;
 pub mod tenants;
 pub mod usage;
