@@ -89,7 +89,13 @@ pub async fn list_customers(store: &Store, ctx: &Ctx, query: &CustomerQuery) -> 
     };
     paging.check()?;
     // An empty value means no filter, as before filters became separate conditions.
-    let given = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let given = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
     let email = given(&query.email).map(|e| e.to_lowercase());
     let external_ref = query.external_ref.as_deref().filter(|r| !r.is_empty());
     let name_prefix = given(&query.q);

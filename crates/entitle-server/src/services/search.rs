@@ -73,9 +73,15 @@ impl Term {
                 return Term::Email(email);
             }
         }
-        // Our ids are lower case; people paste them as they are.
+        // Only our own shape (prefix + 26 lower-case Crockford symbols) is taken for our id:
+        // Stripe's `cus_NffrFeUfNV2Hib` is a provider reference to look up as text.
         let id = text.to_owned();
-        match text.split_once('_').map(|(prefix, _)| prefix) {
+        let ours = |body: &str| body.len() == 26 && body.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        match text
+            .split_once('_')
+            .filter(|(_, body)| ours(body))
+            .map(|(prefix, _)| prefix)
+        {
             Some("cus") => Term::CustomerId(id),
             Some("ent") => Term::EntitlementId(id),
             Some("act") => Term::ActivationId(id),
@@ -121,7 +127,11 @@ pub async fn search(store: &Store, ctx: &Ctx, query: &str, limit: Option<PageLim
             let by_customer = run(conn, &db::entitlements_by_provider_customer(tenant, &text, limit)).await?;
             merge(&mut entitlements, by_customer, |e| &e.id);
             results.activations = run(conn, &db::activations_by_seat_id(tenant, &text, limit)).await?;
-            let by_name = run(conn, &db::activations_by_seat_name_prefix(backend, tenant, &text, limit)).await?;
+            let by_name = run(
+                conn,
+                &db::activations_by_seat_name_prefix(backend, tenant, &text, limit),
+            )
+            .await?;
             merge(&mut results.activations, by_name, |a| &a.id);
         }
     }
@@ -169,10 +179,16 @@ mod tests {
             Term::classify(" Ada@Example.com "),
             Term::Email(Email::parse("ada@example.com").unwrap())
         );
-        assert_eq!(Term::classify("cus_01abc"), Term::CustomerId("cus_01abc".into()));
-        assert_eq!(Term::classify("ent_01abc"), Term::EntitlementId("ent_01abc".into()));
-        assert_eq!(Term::classify("act_01abc"), Term::ActivationId("act_01abc".into()));
-        assert_eq!(Term::classify("usr_01abc"), Term::EndUserId("usr_01abc".into()));
+        let ours = |prefix: &str| crate::domain::ids::new_id(prefix);
+        let (c, e, a, u) = (ours("cus"), ours("ent"), ours("act"), ours("usr"));
+        assert_eq!(Term::classify(&c), Term::CustomerId(c.clone()));
+        assert_eq!(Term::classify(&e), Term::EntitlementId(e.clone()));
+        assert_eq!(Term::classify(&a), Term::ActivationId(a.clone()));
+        assert_eq!(Term::classify(&u), Term::EndUserId(u.clone()));
+        assert_eq!(
+            Term::classify("cus_NffrFeUfNV2Hib"),
+            Term::Text("cus_NffrFeUfNV2Hib".into())
+        );
         assert_eq!(Term::classify("sub_1Nx"), Term::Text("sub_1Nx".into()));
         assert_eq!(Term::classify("Acme"), Term::Text("Acme".into()));
         assert_eq!(Term::classify("not@an email"), Term::Text("not@an email".into()));

@@ -67,7 +67,8 @@ pub async fn get_customer(conn: &mut AnyConnection, tenant_id: &str, id: &str) -
 
 /// The oldest customer with this (normalised) email.
 pub async fn first_by_email(conn: &mut AnyConnection, tenant_id: &str, email: &Email) -> StoreResult<Option<Customer>> {
-    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant_id = $1 AND email = $2 ORDER BY id LIMIT 1");
+    let sql =
+        format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant_id = $1 AND email = $2 ORDER BY id LIMIT 1");
     let row = sqlx::query(&sql)
         .bind(tenant_id)
         .bind(email.as_str())
