@@ -431,7 +431,7 @@ backend_test! {
         for q in ["Customer 00123", "customer 0", "buyer123@bulk.example", "user77@bulk.example", "ORD-0054321",
                   "pcus-0054320", "fp-0099999", "host 00999", "ext-19999"] {
             let started = Instant::now();
-            let found = search(app, &key, q).await;
+            let found = search(app, key, q).await;
             let elapsed = started.elapsed();
             let hits: usize = ["customers", "end_users", "entitlements", "activations"].iter()
                 .map(|g| found[g].as_array().unwrap().len()).sum();
