@@ -14,6 +14,7 @@ pub mod mail;
 pub mod ops;
 pub mod permissions;
 pub mod resources;
+pub mod search;
 pub mod usage;
 
 use axum::routing::get;
@@ -53,6 +54,7 @@ use resources::*;
         (name = "storefronts", description = "Storefront connections, mappings, deliveries, and the webhook endpoint"),
         (name = "licensing", description = "For applications: activation, leases, features, usage, offline"),
         (name = "branding", description = "How the tenant's portal looks: name, logo, accent colour"),
+        (name = "search", description = "One search box over customers, end users, entitlements and seats"),
     )
 )]
 struct ManagementApi;
@@ -116,6 +118,7 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(commerce::get_delivery))
         .routes(routes!(commerce::replay))
         .routes(routes!(branding::get, branding::put))
+        .routes(routes!(search::get))
 }
 
 fn licensing_routes() -> OpenApiRouter<AppState> {

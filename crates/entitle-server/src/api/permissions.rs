@@ -76,6 +76,7 @@ const TABLE: &[(&str, &str, Permission)] = &[
     ("POST", "/storefront-deliveries/{id}/replay", ManageEntitlements),
     ("GET", "/branding", Read),
     ("PUT", "/branding", ManageCatalogue),
+    ("GET", "/search", Read),
 ];
 
 /// What `method` on the management route `template` (as matched, `/api/v1/…`) requires;

@@ -785,7 +785,15 @@ async fn merge_into_order(
             merge_pending(conn, connection, alias, &mut state).await?;
         }
         let text = serde_json::to_string(&state).map_err(|e| StoreError::Other(e.into()))?;
-        db::save_order(conn, &connection.id, order_ref, &text, now).await?;
+        db::save_order(
+            conn,
+            &connection.id,
+            order_ref,
+            &text,
+            state.customer.reference.as_deref(),
+            now,
+        )
+        .await?;
     }
     Ok((fresh, state))
 }
@@ -1013,17 +1021,7 @@ async fn upsert_customer(
     if let Some(user) = customers_db::find_end_user_by_email(conn, &ctx.tenant_id, email).await? {
         return Ok(user.customer_id);
     }
-    let filter = customers_db::CustomerFilter {
-        email: Some(email.as_str()),
-        external_ref: None,
-        after: "",
-        limit: 1,
-    };
-    let customer_id = match customers_db::list_customers(conn, &ctx.tenant_id, &filter)
-        .await?
-        .into_iter()
-        .next()
-    {
+    let customer_id = match customers_db::first_by_email(conn, &ctx.tenant_id, email).await? {
         Some(customer) => customer.id,
         None => {
             let name = match state.customer.name.as_deref().and_then(|n| Name::parse(n).ok()) {

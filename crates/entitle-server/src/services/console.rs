@@ -5,8 +5,7 @@ use chrono::Duration;
 use serde::Serialize;
 
 use super::{Ctx, ServiceResult};
-use crate::domain::{ActivationCode, Email};
-use crate::store::{console as db, customers as customers_db, entitlements as entitlements_db, Store};
+use crate::store::{console as db, Store};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Dashboard {
@@ -46,71 +45,57 @@ pub struct Hit {
     pub detail: String,
 }
 
-/// Exact lookups by activation code, email, order reference or id; each an indexed query.
+/// The one-box search ([`super::search`]) as rows to show, each linking to its page.
 pub async fn search(store: &Store, ctx: &Ctx, q: &str) -> ServiceResult<Vec<Hit>> {
     let q = q.trim();
+    if q.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = super::search::search(store, ctx, q, crate::domain::PageLimit::new(20).ok()).await?;
     let mut hits = Vec::new();
-    if q.is_empty() || q.len() > 200 {
-        return Ok(hits);
+    for c in found.customers {
+        hits.push(Hit {
+            kind: "customer",
+            path: "customers",
+            id: c.id,
+            label: c.name,
+            detail: c.email.unwrap_or_default(),
+        });
     }
-    let mut conn = store.read().await?;
-    let t = &ctx.tenant_id;
-    let entitlement_hit = |e: &crate::domain::Entitlement, why: &str| Hit {
-        kind: "entitlement",
-        path: "entitlements",
-        id: e.id.clone(),
-        label: format!("{} · {}", e.sku.as_str(), e.id),
-        detail: why.to_owned(),
-    };
-    if let Ok(code) = ActivationCode::parse(q) {
-        if let Some(e) = entitlements_db::find_by_code(&mut conn, t, code.as_str()).await? {
-            hits.push(entitlement_hit(&e, "activation code"));
-        }
+    for u in found.end_users {
+        hits.push(Hit {
+            kind: "end user",
+            path: "customers",
+            id: u.customer_id,
+            label: u.email,
+            detail: "an end user of this customer".into(),
+        });
     }
-    if let Ok(email) = Email::parse(q) {
-        if let Some(user) = customers_db::find_end_user_by_email(&mut conn, t, &email).await? {
-            hits.push(Hit {
-                kind: "end user",
-                path: "customers",
-                id: user.customer_id.clone(),
-                label: user.email.to_string(),
-                detail: "an end user of this customer".into(),
-            });
-        }
-        let filter = customers_db::CustomerFilter {
-            email: Some(email.as_str()),
-            external_ref: None,
-            after: "",
-            limit: 20,
-        };
-        for customer in customers_db::list_customers(&mut conn, t, &filter).await? {
-            hits.push(Hit {
-                kind: "customer",
-                path: "customers",
-                id: customer.id.clone(),
-                label: customer.name.to_string(),
-                detail: email.to_string(),
-            });
-        }
+    for e in found.entitlements {
+        let status = serde_json::to_value(e.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        hits.push(Hit {
+            kind: "entitlement",
+            path: "entitlements",
+            id: e.id.clone(),
+            label: format!("{} · {}", e.sku, e.id),
+            detail: format!(
+                "{status}{}",
+                e.order_ref.map(|o| format!(" · order {o}")).unwrap_or_default()
+            ),
+        });
     }
-    if let Some(e) = entitlements_db::of_order(&mut conn, t, q).await? {
-        hits.push(entitlement_hit(&e, "order reference"));
-    }
-    if q.starts_with("ent_") {
-        if let Some(e) = entitlements_db::get(&mut conn, t, q).await? {
-            hits.push(entitlement_hit(&e, "id"));
-        }
-    }
-    if q.starts_with("cus_") {
-        if let Some(customer) = customers_db::get_customer(&mut conn, t, q).await? {
-            hits.push(Hit {
-                kind: "customer",
-                path: "customers",
-                id: customer.id.clone(),
-                label: customer.name.to_string(),
-                detail: "id".into(),
-            });
-        }
+    for a in found.activations {
+        let held = if a.deactivated_at.is_some() { "released" } else { "held" };
+        hits.push(Hit {
+            kind: "seat",
+            path: "entitlements",
+            id: a.entitlement_id,
+            label: a.seat_name.unwrap_or_else(|| a.seat_id.clone()),
+            detail: format!("seat {} · {held}", a.seat_id),
+        });
     }
     Ok(hits)
 }

@@ -36,6 +36,8 @@ pub struct CustomerPatch {
 pub struct CustomerQuery {
     pub email: Option<String>,
     pub external_ref: Option<String>,
+    /// Customers whose name starts with this, ignoring case (ASCII letters only on SQLite).
+    pub q: Option<String>,
     #[param(inline)]
     pub limit: Option<crate::domain::PageLimit>,
     pub after: Option<String>,
@@ -86,14 +88,25 @@ pub async fn list_customers(store: &Store, ctx: &Ctx, query: &CustomerQuery) -> 
         after: query.after.clone(),
     };
     paging.check()?;
-    let email = query.email.as_deref().map(|e| e.trim().to_lowercase());
+    // An empty value means no filter, as before filters became separate conditions.
+    let given = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let email = given(&query.email).map(|e| e.to_lowercase());
+    let external_ref = query.external_ref.as_deref().filter(|r| !r.is_empty());
+    let name_prefix = given(&query.q);
     let filter = CustomerFilter {
         email: email.as_deref(),
-        external_ref: query.external_ref.as_deref(),
+        external_ref,
+        name_prefix: name_prefix.as_deref(),
         after: paging.after(),
         limit: paging.fetch_limit(),
     };
-    let customers = db::list_customers(&mut *store.read().await?, &ctx.tenant_id, &filter).await?;
+    let customers = db::list_customers(&mut *store.read().await?, store.backend(), &ctx.tenant_id, &filter).await?;
     Ok(paging.page(customers, |c| &c.id))
 }
 

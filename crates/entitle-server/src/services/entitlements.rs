@@ -247,16 +247,21 @@ pub async fn list(store: &Store, ctx: &Ctx, query: &EntitlementQuery) -> Service
         after: query.after.clone(),
     };
     paging.check()?;
+    // An empty value means no filter, as before filters became separate conditions.
     let filter = EntitlementFilter {
-        customer_id: query.customer_id.as_deref(),
-        sku: query.sku.as_deref(),
-        order_ref: query.order_ref.as_deref(),
+        customer_id: given(&query.customer_id),
+        sku: given(&query.sku),
+        order_ref: given(&query.order_ref),
         after: paging.after(),
         limit: paging.fetch_limit(),
     };
     let entitlements = db::list(&mut *store.read().await?, &ctx.tenant_id, &filter).await?;
     let views = entitlements.iter().map(|e| e.view(ctx.now)).collect();
     Ok(paging.page(views, |v: &EntitlementView| &v.id))
+}
+
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
 }
 
 /// Runs `change` on the locked entitlement in one transaction and records `action` with what changed.

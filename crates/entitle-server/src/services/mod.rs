@@ -17,6 +17,7 @@ pub mod lease_writer;
 pub mod licensing;
 pub mod mail;
 pub mod portal;
+pub mod search;
 pub mod sessions;
 pub mod signing;
 pub mod staff;

@@ -535,17 +535,23 @@ pub async fn lock_order(
     row.text("state")
 }
 
+/// Stores the merged state, and the provider's customer id from it in its own column so search
+/// can find the order by it.
 pub async fn save_order(
     conn: &mut AnyConnection,
     connection_id: &str,
     order_ref: &str,
     state: &str,
+    customer_ref: Option<&str>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    sqlx::query("UPDATE commerce_orders SET state = $3, updated_at = $4 WHERE connection_id = $1 AND order_ref = $2")
+    sqlx::query(
+        "UPDATE commerce_orders SET state = $3, customer_ref = $4, updated_at = $5 WHERE connection_id = $1 AND order_ref = $2",
+    )
         .bind(connection_id)
         .bind(order_ref)
         .bind(state)
+        .bind(customer_ref)
         .bind(millis(now))
         .execute(conn)
         .await?;

@@ -4,7 +4,8 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
 use super::rows::{some, RowExt};
-use super::{millis, StoreError, StoreResult};
+use super::search::{prefix_binds, prefix_condition, Bind, Statement};
+use super::{millis, Backend, StoreError, StoreResult};
 use crate::domain::{Customer, Email, EndUser, EndUserRole, Name};
 
 const CUSTOMER_COLUMNS: &str = "id, name, email, external_ref, created_at, updated_at";
@@ -64,32 +65,60 @@ pub async fn get_customer(conn: &mut AnyConnection, tenant_id: &str, id: &str) -
     row.as_ref().map(customer).transpose()
 }
 
+/// The oldest customer with this (normalised) email.
+pub async fn first_by_email(conn: &mut AnyConnection, tenant_id: &str, email: &Email) -> StoreResult<Option<Customer>> {
+    let sql =
+        format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant_id = $1 AND email = $2 ORDER BY id LIMIT 1");
+    let row = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(email.as_str())
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(customer).transpose()
+}
+
 pub struct CustomerFilter<'a> {
     pub email: Option<&'a str>,
     pub external_ref: Option<&'a str>,
+    /// Names starting with this, case-insensitively.
+    pub name_prefix: Option<&'a str>,
     pub after: &'a str,
     pub limit: i64,
 }
 
 pub async fn list_customers(
     conn: &mut AnyConnection,
+    backend: Backend,
     tenant_id: &str,
     filter: &CustomerFilter<'_>,
 ) -> StoreResult<Vec<Customer>> {
-    let sql = format!(
-        "SELECT {CUSTOMER_COLUMNS} FROM customers
-         WHERE tenant_id = $1 AND id > $2 AND ($3 = '' OR email = $3) AND ($4 = '' OR external_ref = $4)
-         ORDER BY id LIMIT $5"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(tenant_id)
-        .bind(filter.after)
-        .bind(filter.email.unwrap_or(""))
-        .bind(filter.external_ref.unwrap_or(""))
-        .bind(filter.limit)
+    list_customers_statement(backend, tenant_id, filter)
+        .query()
         .fetch_all(conn)
-        .await?;
-    rows.iter().map(customer).collect()
+        .await?
+        .iter()
+        .map(customer)
+        .collect()
+}
+
+/// Only the filters given become conditions: `($n = '' OR email = $n)` would hide the email
+/// index from the planner, which then walks every customer of the tenant.
+pub fn list_customers_statement(backend: Backend, tenant_id: &str, filter: &CustomerFilter<'_>) -> Statement {
+    let mut binds = vec![Bind::Text(tenant_id.to_owned()), Bind::Text(filter.after.to_owned())];
+    let mut sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant_id = $1 AND id > $2");
+    for (column, value) in [("email", filter.email), ("external_ref", filter.external_ref)] {
+        if let Some(value) = value {
+            binds.push(Bind::Text(value.to_owned()));
+            sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+        }
+    }
+    if let Some(prefix) = filter.name_prefix {
+        sql.push_str(&format!(" AND {}", prefix_condition(backend, "name", binds.len() + 1)));
+        binds.extend(prefix_binds(prefix));
+    }
+    binds.push(Bind::Int(filter.limit));
+    sql.push_str(&format!(" ORDER BY id LIMIT ${}", binds.len()));
+    Statement { sql, binds }
 }
 
 const END_USER_COLUMNS: &str = "id, customer_id, email, name, role, created_at, updated_at";

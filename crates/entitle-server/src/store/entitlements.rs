@@ -5,6 +5,7 @@ use sqlx::AnyConnection;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::rows::{some, RowExt};
+use super::search::{Bind, Statement};
 use super::{millis, opt_millis, Backend, StoreError, StoreResult};
 use crate::domain::usage::day_of;
 use crate::domain::{
@@ -337,22 +338,28 @@ pub async fn list(
     tenant_id: &str,
     filter: &EntitlementFilter<'_>,
 ) -> StoreResult<Vec<Entitlement>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM entitlements
-         WHERE tenant_id = $1 AND id > $2 AND ($3 = '' OR customer_id = $3) AND ($4 = '' OR sku = $4)
-           AND ($5 = '' OR order_ref = $5)
-         ORDER BY id LIMIT $6"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(tenant_id)
-        .bind(filter.after)
-        .bind(filter.customer_id.unwrap_or(""))
-        .bind(filter.sku.unwrap_or(""))
-        .bind(filter.order_ref.unwrap_or(""))
-        .bind(filter.limit)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = list_statement(tenant_id, filter).query().fetch_all(&mut *conn).await?;
     all_with_grants(conn, &rows).await
+}
+
+/// Only the filters given become conditions: `($n = '' OR order_ref = $n)` would hide the
+/// indexes from the planner, which then walks every entitlement of the tenant (issue 18).
+pub fn list_statement(tenant_id: &str, filter: &EntitlementFilter<'_>) -> Statement {
+    let mut binds = vec![Bind::Text(tenant_id.to_owned()), Bind::Text(filter.after.to_owned())];
+    let mut sql = format!("SELECT {COLUMNS} FROM entitlements WHERE tenant_id = $1 AND id > $2");
+    for (column, value) in [
+        ("customer_id", filter.customer_id),
+        ("sku", filter.sku),
+        ("order_ref", filter.order_ref),
+    ] {
+        if let Some(value) = value {
+            binds.push(Bind::Text(value.to_owned()));
+            sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+        }
+    }
+    binds.push(Bind::Int(filter.limit));
+    sql.push_str(&format!(" ORDER BY id LIMIT ${}", binds.len()));
+    Statement { sql, binds }
 }
 
 fn overrides_text(overrides: &BTreeSet<String>) -> String {

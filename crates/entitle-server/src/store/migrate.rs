@@ -98,6 +98,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: STAFF,
         postgres: STAFF,
     },
+    Migration {
+        version: 13,
+        name: "search",
+        sqlite: include_str!("../../migrations/sqlite/0013_search.sql"),
+        postgres: include_str!("../../migrations/postgres/0013_search.sql"),
+    },
 ];
 
 pub(super) async fn run(store: &Store) -> anyhow::Result<()> {

@@ -17,6 +17,7 @@ pub mod events;
 pub mod licensing;
 pub mod mail;
 pub mod portal;
+pub mod search;
 pub mod staff;
 pub mod tenants;
 pub mod usage;

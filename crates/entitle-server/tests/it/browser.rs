@@ -134,6 +134,25 @@ impl Browser {
         body["value"].clone()
     }
 
+    /// The text of the page's `main`, or "" while a navigation makes the page unreadable (for
+    /// polling after a click: an element found before the navigation goes stale).
+    pub async fn main_text(&self) -> String {
+        let script = "const main = document.querySelector('main'); return main ? main.innerText : '';";
+        let response = self
+            .http
+            .post(format!("{}/execute/sync", self.session))
+            .json(&json!({"script": script, "args": []}))
+            .send()
+            .await;
+        match response {
+            Ok(response) if response.status() == StatusCode::OK => {
+                let body: Value = response.json().await.unwrap_or_default();
+                body["value"].as_str().unwrap_or_default().to_owned()
+            }
+            _ => String::new(),
+        }
+    }
+
     async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         self.call(method, &format!("{}{path}", self.session), body).await
     }

@@ -11,13 +11,13 @@ use entitle_server::domain::staff::StaffRole;
 
 async fn wait_for_text(browser: &Browser, expected: &str) -> String {
     for _ in 0..100 {
-        let text = browser.text("main").await;
+        let text = browser.main_text().await;
         if text.contains(expected) {
             return text;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("the page never said {expected:?}: {}", browser.text("main").await);
+    panic!("the page never said {expected:?}: {}", browser.main_text().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,13 +46,13 @@ async fn wait_for_url(browser: &Browser, suffix: &str) {
 /// Waits (up to 10 s) until the page's main text contains `expected`, and returns it.
 async fn wait_for_text(browser: &Browser, expected: &str) -> String {
     for _ in 0..100 {
-        let text = browser.text("main").await;
+        let text = browser.main_text().await;
         if text.contains(expected) {
             return text;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("the page never said {expected:?}: {}", browser.text("main").await);
+    panic!("the page never said {expected:?}: {}", browser.main_text().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +143,7 @@ async fn a_buyer_follows_the_mail_into_the_portal_and_releases_a_device() {
     // The buyer releases the device: the application's next refresh is refused.
     browser.find("form[action$='/release'] button").await.click().await;
     wait_for_text(&browser, "The seat is released").await;
-    assert!(!browser.text("main").await.contains("Studio Mac"));
+    assert!(!browser.main_text().await.contains("Studio Mac"));
     browser.save_screenshot("portal-5-released").await;
     let refused = app
         .licensing(
