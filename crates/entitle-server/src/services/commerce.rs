@@ -740,6 +740,23 @@ pub async fn replay(
             })?;
         deliveries.push(applied);
     }
+    // The effects are the storefront's (its data decides them); who asked for the replay is
+    // recorded here, with the caller as actor.
+    let mut tx = store.begin().await?;
+    let outcomes: Vec<serde_json::Value> = deliveries
+        .iter()
+        .map(|d| serde_json::json!({"id": d.id, "outcome": d.outcome}))
+        .collect();
+    record(
+        &mut tx,
+        ctx,
+        "storefront_delivery.replayed",
+        "storefront_delivery",
+        &stored.id,
+        serde_json::json!({"deliveries": outcomes}),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(Receipt {
         deliveries,
         unprocessed: Vec::new(),

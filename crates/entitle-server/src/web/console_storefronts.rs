@@ -214,14 +214,7 @@ async fn connections(
         Err(response) => return response,
     };
     match connections_fields(&app, &session.ctx(None), query.after.as_deref()).await {
-        Ok(fields) => connections_page(
-            &frame,
-            &session,
-            StatusCode::OK,
-            fields,
-            kept(&HashMap::new()),
-            None,
-        ),
+        Ok(fields) => connections_page(&frame, &session, StatusCode::OK, fields, kept(&HashMap::new()), None),
         Err(error) => internal(error),
     }
 }
@@ -330,8 +323,10 @@ async fn connection_fields(app: &AppState, ctx: &Ctx, id: &str, after: Option<&s
     let rows: Vec<Value> = mappings
         .data
         .iter()
-        .map(|m| json!({"id": m.id, "provider_ref": m.provider_ref, "sku": m.sku, "trial_sku": m.trial_sku,
-                        "quantity_mode": m.quantity_mode, "created": moment(m.created_at)}))
+        .map(|m| {
+            json!({"id": m.id, "provider_ref": m.provider_ref, "sku": m.sku, "trial_sku": m.trial_sku,
+                        "quantity_mode": m.quantity_mode, "created": moment(m.created_at)})
+        })
         .collect();
     Ok(json!({
         "title": c.name,
@@ -442,9 +437,11 @@ async fn connection_action(
         },
         "add-secret" => {
             let secret = field(&fields, "secret").trim().to_owned();
-            Ok(commerce::rotate_secrets(store, &ctx, mail, allowed, &id, SecretRotation::Add(secret))
-                .await
-                .map(drop))
+            Ok(
+                commerce::rotate_secrets(store, &ctx, mail, allowed, &id, SecretRotation::Add(secret))
+                    .await
+                    .map(drop),
+            )
         }
         "keep-newest" => Ok(
             commerce::rotate_secrets(store, &ctx, mail, allowed, &id, SecretRotation::KeepNewest)
@@ -458,12 +455,7 @@ async fn connection_action(
         _ => return not_found_page(),
     };
     let error = match outcome {
-        Ok(Ok(())) => {
-            return redirect(&format!(
-                "{}/storefronts/connections/{id}?done={action}",
-                frame.base
-            ))
-        }
+        Ok(Ok(())) => return redirect(&format!("{}/storefronts/connections/{id}?done={action}", frame.base)),
         Ok(Err(error)) => match form_error(error) {
             Ok(error) => error,
             Err(response) => return response,
@@ -680,7 +672,12 @@ async fn delivery(
     match delivery_fields(&app, &session, &id).await {
         Ok(mut fields) => {
             fields["notice"] = json!(notice(query.done.as_deref()));
-            frame.render(StatusCode::OK, "admin_storefronts_delivery.html", Some(&session), fields)
+            frame.render(
+                StatusCode::OK,
+                "admin_storefronts_delivery.html",
+                Some(&session),
+                fields,
+            )
         }
         Err(ServiceError::NotFound(_)) => not_found_page(),
         Err(error) => internal(error),
@@ -706,10 +703,7 @@ async fn replay(
         // The replay is recorded as new deliveries (one per event): show the first.
         Ok(receipt) => {
             let shown = receipt.deliveries.first().map_or(id.as_str(), |d| d.id.as_str());
-            redirect(&format!(
-                "{}/storefronts/deliveries/{shown}?done=replay",
-                frame.base
-            ))
+            redirect(&format!("{}/storefronts/deliveries/{shown}?done=replay", frame.base))
         }
         Err(ServiceError::NotFound(_)) => not_found_page(),
         Err(ServiceError::Rule(rule)) => match delivery_fields(&app, &session, &id).await {
@@ -757,7 +751,12 @@ mod tests {
 
     #[test]
     fn every_api_error_code_of_the_forms_has_its_field() {
-        for code in ["invalid_secrets", "api_base_url_not_allowed", "unknown_sku", "mapping_exists"] {
+        for code in [
+            "invalid_secrets",
+            "api_base_url_not_allowed",
+            "unknown_sku",
+            "mapping_exists",
+        ] {
             assert!(FIELDS.contains(&field_of(code)), "{code}");
         }
     }

@@ -45,7 +45,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "admin_entitlement.html",
         include_str!("templates/admin_entitlement.html"),
     ),
-    ("admin_storefronts_list.html", include_str!("templates/admin_storefronts_list.html")),
+    (
+        "admin_storefronts_list.html",
+        include_str!("templates/admin_storefronts_list.html"),
+    ),
     (
         "admin_storefronts_connection.html",
         include_str!("templates/admin_storefronts_connection.html"),
