@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> Router {
     .merge(crate::web::portal::router())
     .merge(crate::web::assets::router())
     .merge(crate::web::console::router())
+    .merge(crate::web::console_storefronts::router())
     .fallback(|| async { ApiError::not_found("route") })
     .with_state(state)
 }

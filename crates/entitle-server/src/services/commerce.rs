@@ -394,6 +394,84 @@ pub async fn get_delivery(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<D
     )
 }
 
+/// How a console form rotates a connection's signing secrets: the form never sees the stored
+/// secrets, so the list for `update_connection`'s patch is built here.
+#[derive(Debug)]
+pub enum SecretRotation {
+    /// Adds a secret; the others stay valid for the overlap while the provider switches.
+    Add(String),
+    /// Keeps only the newest secret (the one added last), once the provider signs with it.
+    KeepNewest,
+}
+
+pub async fn rotate_secrets(
+    store: &Store,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    allowed: &AllowedHosts,
+    id: &str,
+    rotation: SecretRotation,
+) -> ServiceResult<ConnectionView> {
+    let connection = found(
+        db::get_connection(&mut *store.read().await?, &ctx.tenant_id, id).await?,
+        "storefront connection",
+    )?;
+    let mut secrets = connection.secrets;
+    match rotation {
+        SecretRotation::Add(secret) => {
+            if secrets.contains(&secret) {
+                return Err(RuleViolation::new("secret_exists", "this connection has this secret already").into());
+            }
+            secrets.push(secret);
+        }
+        SecretRotation::KeepNewest => {
+            let newest = secrets.len().saturating_sub(1);
+            secrets.drain(..newest);
+        }
+    }
+    let patch = ConnectionPatch {
+        name: None,
+        secrets: Some(secrets),
+        tolerance_seconds: None,
+        api_key: None,
+        api_base_url: None,
+        signature_header: None,
+    };
+    update_connection(store, ctx, settings, allowed, id, patch).await
+}
+
+/// The order reference an entitlement's `order_ref` came from: `materialize` names later lines
+/// `{order}#{n}` and a replaced entitlement `… (replaced)`. Both the reference as it is and the
+/// order's are answered, since an order reference may itself end in `#digits`.
+pub fn order_refs_of(entitlement_ref: &str) -> Vec<String> {
+    let mut refs = vec![entitlement_ref.to_owned()];
+    let base = entitlement_ref.strip_suffix(" (replaced)").unwrap_or(entitlement_ref);
+    let base = match base.rsplit_once('#') {
+        Some((order, line)) if !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()) => order,
+        _ => base,
+    };
+    if base != entitlement_ref && !base.is_empty() {
+        refs.push(base.to_owned());
+    }
+    refs
+}
+
+/// The newest deliveries of the order an entitlement came from (the console's entitlement page).
+pub async fn deliveries_of_entitlement_order(
+    store: &Store,
+    ctx: &Ctx,
+    entitlement_ref: &str,
+    limit: i64,
+) -> ServiceResult<Vec<Delivery>> {
+    Ok(db::deliveries_of_orders(
+        &mut *store.read().await?,
+        &ctx.tenant_id,
+        &order_refs_of(entitlement_ref),
+        limit,
+    )
+    .await?)
+}
+
 // ---- receiving deliveries ----
 
 #[derive(Debug, thiserror::Error)]
@@ -662,6 +740,23 @@ pub async fn replay(
             })?;
         deliveries.push(applied);
     }
+    // The effects are the storefront's (its data decides them); who asked for the replay is
+    // recorded here, with the caller as actor.
+    let mut tx = store.begin().await?;
+    let outcomes: Vec<serde_json::Value> = deliveries
+        .iter()
+        .map(|d| serde_json::json!({"id": d.id, "outcome": d.outcome}))
+        .collect();
+    record(
+        &mut tx,
+        ctx,
+        "storefront_delivery.replayed",
+        "storefront_delivery",
+        &stored.id,
+        serde_json::json!({"deliveries": outcomes}),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(Receipt {
         deliveries,
         unprocessed: Vec::new(),
@@ -1061,4 +1156,19 @@ async fn upsert_customer(
     customers_db::insert_end_user(conn, &ctx.tenant_id, &user).await?;
     record(conn, ctx, "end_user.created", "end_user", &user.id, snapshot(&user)).await?;
     Ok(customer_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::order_refs_of;
+
+    #[test]
+    fn an_entitlements_reference_leads_back_to_its_order() {
+        assert_eq!(order_refs_of("sub_1"), ["sub_1"]);
+        assert_eq!(order_refs_of("sub_1#2"), ["sub_1#2", "sub_1"]);
+        assert_eq!(order_refs_of("sub_1 (replaced)"), ["sub_1 (replaced)", "sub_1"]);
+        assert_eq!(order_refs_of("sub_1#3 (replaced)"), ["sub_1#3 (replaced)", "sub_1"]);
+        assert_eq!(order_refs_of("#1001"), ["#1001"]);
+        assert_eq!(order_refs_of("order#x"), ["order#x"]);
+    }
 }

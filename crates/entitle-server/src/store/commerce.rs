@@ -418,6 +418,31 @@ pub async fn list_deliveries(
     rows.iter().map(delivery).collect()
 }
 
+/// The newest deliveries of a tenant whose order reference is one of `order_refs` (the
+/// `commerce_deliveries_order` index).
+pub async fn deliveries_of_orders(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    order_refs: &[String],
+    limit: i64,
+) -> StoreResult<Vec<Delivery>> {
+    // At most two references (see the service): a fixed statement keeps both dialects alike.
+    let first = order_refs.first().map(String::as_str).unwrap_or("");
+    let second = order_refs.get(1).map(String::as_str).unwrap_or(first);
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM commerce_deliveries
+         WHERE tenant_id = $1 AND order_ref IN ($2, $3) ORDER BY id DESC LIMIT $4"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(first)
+        .bind(second)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(delivery).collect()
+}
+
 // ---- seen events, orders and aliases ----
 
 /// Marks an event seen; `false` if it had been (a duplicate). A conflict clause rather than a

@@ -624,6 +624,7 @@ async fn entitlement_page(app: &AppState, session: &StaffSession, id: &str) -> R
         "mails": mails,
         "usage": usage,
         "events": events_of(app, &ctx, id).await?,
+        "deliveries": super::console_storefronts::entitlement_deliveries(app, &ctx, view.order_ref.as_deref()).await?,
     }))
 }
 

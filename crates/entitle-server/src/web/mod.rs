@@ -6,6 +6,7 @@
 pub mod assets;
 pub mod chart;
 pub mod console;
+pub mod console_storefronts;
 pub mod cookies;
 pub mod portal;
 
@@ -43,6 +44,22 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "admin_entitlement.html",
         include_str!("templates/admin_entitlement.html"),
+    ),
+    (
+        "admin_storefronts_list.html",
+        include_str!("templates/admin_storefronts_list.html"),
+    ),
+    (
+        "admin_storefronts_connection.html",
+        include_str!("templates/admin_storefronts_connection.html"),
+    ),
+    (
+        "admin_storefronts_deliveries.html",
+        include_str!("templates/admin_storefronts_deliveries.html"),
+    ),
+    (
+        "admin_storefronts_delivery.html",
+        include_str!("templates/admin_storefronts_delivery.html"),
     ),
 ];
 

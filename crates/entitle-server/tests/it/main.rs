@@ -14,6 +14,7 @@ mod commerce_abuse;
 mod connections;
 mod console;
 mod console_journey;
+mod console_storefronts;
 mod entitlements;
 mod events;
 mod hardening;
