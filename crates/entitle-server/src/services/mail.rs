@@ -10,7 +10,7 @@ use super::{found, record, Ctx, Page, Paging, ServiceError, ServiceResult};
 use crate::domain::keys::hash_secret;
 use crate::domain::sender::{self, SenderPolicy};
 use crate::domain::{ids, passwords, Email, EndUser, EndUserRole, Entitlement, LicenseType, PlanStart, RuleViolation};
-use crate::mail::templates::{self, Budget, TemplateError, CREDENTIALS, SIGN_IN};
+use crate::mail::templates::{self, Budget, TemplateError, CREDENTIALS, INVITATION, SIGN_IN};
 use crate::store::mail::{self as db, MailFilter, OutboxMail, TemplateOverride};
 use crate::store::{catalogue as catalogue_db, customers as customers_db, entitlements as entitlements_db};
 use crate::store::{tenants as tenants_db, Store, StoreError};
@@ -186,6 +186,51 @@ pub async fn queue_sign_in_link(
     };
     db::enqueue(conn, &mail).await?;
     let summary = serde_json::json!({"kind": SIGN_IN, "recipient": user.email.as_str()});
+    record(conn, ctx, "mail.queued", "mail", &mail.id, summary).await?;
+    Ok(mail)
+}
+
+/// Queues a staff member's invitation to the console with the link to choose their password, in
+/// the caller's transaction. Call [`Store::mail_queued`] after committing.
+pub async fn queue_invitation(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    member: &crate::domain::staff::StaffMember,
+    link: &str,
+    expires_at: DateTime<Utc>,
+) -> ServiceResult<OutboxMail> {
+    let tenant = found(tenants_db::get(conn, &ctx.tenant_id).await?, "tenant")?;
+    let context = serde_json::json!({
+        "tenant": {"name": tenant.name},
+        "recipient": {"email": member.email.as_str()},
+        "role": member.role.as_str(),
+        "console_url": format!("{}/admin/{}", settings.public_url, ctx.tenant_id),
+        "link_url": link,
+        "link_expires": expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    });
+    let mail = OutboxMail {
+        id: ids::new_id("mail"),
+        tenant_id: ctx.tenant_id.clone(),
+        kind: INVITATION.to_owned(),
+        recipient: member.email.to_string(),
+        from_name: sender::clean_display_name(&tenant.name),
+        from_address: settings.sender.default_address().to_owned(),
+        subject: None,
+        text_body: String::new(),
+        html_body: String::new(),
+        entitlement_id: None,
+        customer_id: None,
+        status: "queued".into(),
+        attempts: 0,
+        next_attempt_at: ctx.now,
+        last_error: None,
+        created_at: ctx.now,
+        sent_at: None,
+        render_context: Some(context.to_string()),
+    };
+    db::enqueue(conn, &mail).await?;
+    let summary = serde_json::json!({"kind": INVITATION, "recipient": member.email.as_str()});
     record(conn, ctx, "mail.queued", "mail", &mail.id, summary).await?;
     Ok(mail)
 }
