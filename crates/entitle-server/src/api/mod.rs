@@ -156,6 +156,7 @@ pub fn router(state: AppState) -> Router {
     .merge(crate::web::portal::router())
     .merge(crate::web::assets::router())
     .merge(crate::web::console::router())
+    .merge(crate::web::console_catalogue::router())
     .fallback(|| async { ApiError::not_found("route") })
     .with_state(state)
 }

@@ -421,6 +421,40 @@ pub async fn templates(store: &Store, ctx: &Ctx) -> ServiceResult<Page<MailTempl
     Ok(Page { data, next_after: None })
 }
 
+/// Renders a template on every sample under the render budget: the samples' mails, or why it
+/// is refused (`invalid_template`, `template_too_expensive`).
+async fn try_on_samples(input: &MailTemplate) -> ServiceResult<Vec<templates::Rendered>> {
+    let (kind, template) = (input.kind.clone(), input.overrides());
+    // Rendering is CPU work (up to the budget): off the async workers.
+    let tried = tokio::task::spawn_blocking(move || {
+        templates::samples()
+            .iter()
+            .map(|sample| templates::render(&kind, &template, sample, Budget::Limited))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| StoreError::Other(anyhow::anyhow!("template rendering task: {e}")))?;
+    tried.map_err(|error| match error {
+        TemplateError::TooExpensive { .. } => RuleViolation::new("template_too_expensive", error.to_string()).into(),
+        TemplateError::Invalid { .. } => RuleViolation::new("invalid_template", error.to_string()).into(),
+    })
+}
+
+/// What a template would send, on the sample data, without saving it (the console's preview):
+/// the same checks as [`put_template`], one rendered mail per sample.
+pub async fn preview_template(settings: &MailSettings, input: MailTemplate) -> ServiceResult<Vec<templates::Rendered>> {
+    if !templates::KINDS.contains(&input.kind.as_str()) {
+        return Err(RuleViolation::new("unknown_mail_kind", format!("no mail kind {:?}", input.kind)).into());
+    }
+    if let Some(address) = &input.from_address {
+        settings.sender.check(address)?;
+    }
+    if let Some(name) = &input.from_name {
+        sender::check_display_name(name)?;
+    }
+    try_on_samples(&input).await
+}
+
 /// Sets a tenant's template, after rendering it with sample data under the render budget: a broken
 /// template is refused (`invalid_template`), and so is one too expensive to render
 /// (`template_too_expensive`). The sender address must be one the operator allows.
@@ -439,24 +473,7 @@ pub async fn put_template(
     if let Some(name) = &input.from_name {
         sender::check_display_name(name)?;
     }
-    let (kind, template) = (input.kind.clone(), input.overrides());
-    // Rendering is CPU work (up to the budget): off the async workers.
-    let tried = tokio::task::spawn_blocking(move || {
-        templates::samples()
-            .iter()
-            .try_for_each(|sample| templates::render(&kind, &template, sample, Budget::Limited).map(drop))
-    })
-    .await
-    .map_err(|e| StoreError::Other(anyhow::anyhow!("template rendering task: {e}")))?;
-    match tried {
-        Ok(()) => {}
-        Err(error @ TemplateError::TooExpensive { .. }) => {
-            return Err(RuleViolation::new("template_too_expensive", error.to_string()).into())
-        }
-        Err(error @ TemplateError::Invalid { .. }) => {
-            return Err(RuleViolation::new("invalid_template", error.to_string()).into())
-        }
-    }
+    try_on_samples(&input).await?;
     let mut tx = store.begin().await?;
     db::put_template(&mut tx, &ctx.tenant_id, &input.kind, &input.overrides(), ctx.now).await?;
     record(

@@ -6,6 +6,7 @@
 pub mod assets;
 pub mod chart;
 pub mod console;
+pub mod console_catalogue;
 pub mod cookies;
 pub mod portal;
 
@@ -44,6 +45,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         "admin_entitlement.html",
         include_str!("templates/admin_entitlement.html"),
     ),
+    ("admin_catalogue.html", include_str!("templates/admin_catalogue.html")),
+    ("admin_catalogue_forms.html", include_str!("templates/admin_catalogue_forms.html")),
+    ("admin_catalogue_item.html", include_str!("templates/admin_catalogue_item.html")),
+    ("admin_settings.html", include_str!("templates/admin_settings.html")),
+    ("admin_settings_key.html", include_str!("templates/admin_settings_key.html")),
 ];
 
 fn environment() -> &'static Environment<'static> {
