@@ -57,6 +57,14 @@ fn invalid_input(message: impl Into<String>) -> ServiceError {
     RuleViolation::new("invalid_input", message).into()
 }
 
+/// A conflict (a key, SKU or email taken) is shown beside the form like a broken rule.
+fn readable(error: ServiceError) -> ServiceError {
+    match error {
+        ServiceError::Conflict { code, message } => RuleViolation::new(code, message).into(),
+        other => other,
+    }
+}
+
 fn parse<T: DeserializeOwned>(input: Value) -> ServiceResult<T> {
     serde_json::from_value(input).map_err(|error| invalid_input(error.to_string()))
 }
@@ -526,7 +534,13 @@ async fn create(
         return not_found_page();
     };
     let ctx = session.ctx(Some(ip));
-    let product_id = field(&fields, "product_id").to_owned();
+    let mut product_id = field(&fields, "product_id").to_owned();
+    if kind == Kind::Offering {
+        // An offering's product is its edition's (and the page to go back to on an error).
+        if let Ok((_, id)) = load(&app, &ctx, Kind::Edition, field(&fields, "edition_id")).await {
+            product_id = id;
+        }
+    }
     let outcome = async {
         let attributes = if kind == Kind::Edition {
             attribute_kinds(&app, &ctx, &product_id).await?
@@ -535,7 +549,8 @@ async fn create(
         };
         create_item(&app, &ctx, kind, input_of(kind, true, &fields, &attributes)?).await
     }
-    .await;
+    .await
+    .map_err(readable);
     match outcome {
         Ok((to, id)) => redirect(&format!("{}?done=created", item_href(&frame, to, &id))),
         Err(ServiceError::Rule(rule)) => {
@@ -611,7 +626,8 @@ async fn update(
         };
         update_item(&app, &ctx, kind, &id, input_of(kind, false, &fields, &attributes)?).await
     }
-    .await;
+    .await
+    .map_err(readable);
     match outcome {
         Ok(()) => redirect(&format!("{}?done=saved", item_href(&frame, kind, &id))),
         Err(ServiceError::Rule(rule)) => match item_page(&app, &session, kind, &id).await {
@@ -677,7 +693,7 @@ async fn settings_page(app: &AppState, session: &StaffSession, after: Option<Str
     Ok(json!({
         "title": "Settings", "nav": "settings",
         "branding": serde_json::to_value(&branding).unwrap_or_default(),
-        "templates": templates, "keys": keys, "staff": staff,
+        "templates": templates, "keys": keys, "members": staff,
         "can_edit": staff_allows(role, Permission::ManageCatalogue),
         "can_manage_staff": staff_allows(role, Permission::ManageKeys),
         "roles": ["admin", "support", "viewer"],
@@ -766,7 +782,7 @@ async fn settings_outcome(
     at: &str,
     fields: &HashMap<String, String>,
 ) -> Response {
-    match outcome {
+    match outcome.map_err(readable) {
         Ok(()) => redirect(&format!("{}/settings?done={done}", frame.base)),
         Err(ServiceError::Rule(rule)) => {
 settings_error(app, frame, session, at, rule.message, json!({"v": posted(fields)})).await
@@ -977,4 +993,58 @@ async fn staff_action(
         _ => return not_found_page(),
     };
     settings_outcome(&app, &frame, &session, outcome, &action, "staff", &fields).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(template: &str, fields: Value) -> Result<String, String> {
+        let frame = Frame {
+            tenant_id: "ten_1".into(),
+            base: "/admin/ten_1".into(),
+            brand_name: "Acme".into(),
+            secure: false,
+        };
+        let context = frame.context(None, "token", fields);
+        super::super::environment()
+            .get_template(template)
+            .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(&context))))
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn the_pages_render_with_and_without_values() {
+        let product = json!({"id": "prd_1", "name": "Studio", "lease_period": {"unit": "day", "count": 1},
+            "offline_lease_period": {"unit": "none", "count": 0}, "grace_period": {"unit": "day", "count": 7},
+            "linger_period": {"unit": "none", "count": 0}, "account_based": false, "created_at": "2026-01-01T00:00:00Z"});
+        let list = json!({"title": "Catalogue", "products": [product.clone()], "next_after": "prd_1", "can_edit": true,
+            "v": {}, "error_at": ""});
+        let html = render("admin_catalogue.html", list).unwrap();
+        assert!(html.contains("Studio") && html.contains("New product"));
+        let parts = json!({"features": [{"id": "fea_1", "key": "nodes", "name": "Nodes", "kind": "element_pool"}],
+            "attributes": [{"id": "atr_1", "key": "tier", "name": "Tier", "kind": "string"}],
+            "editions": [{"id": "edi_1", "name": "Pro", "features": [], "attributes": []}],
+            "plans": [{"id": "pln_1", "name": "Monthly", "license_type": "subscription", "duration": {"unit": "month", "count": 1}, "kind": "paid"}],
+            "offerings": [{"id": "off_1", "name": "Pro M", "sku": "PRO-M", "seat_count": 3, "concurrency_mode": "node_locked"}]});
+        for (kind, can_edit) in [("products", true), ("products", false), ("editions", true), ("offerings", true)] {
+            let page = json!({"title": "x", "kind": kind, "label": "product", "item": product.clone(),
+                "v": form_values(&product), "product": product.clone(), "reach": 2, "parts": parts.clone(),
+                "can_edit": can_edit, "new": {}, "error_at": ""});
+            render("admin_catalogue_item.html", page).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_settings_page_renders() {
+        for (can, keys, preview) in [(true, json!({"rows": [{"id": "key_1", "name": "ci", "role": "admin", "prefix": "ent_", "created": "2026-01-01", "revoked": null}], "next_after": null}), json!({"kind": "credentials", "samples": [{"subject": "S", "text": "T", "html": "<p>H</p>"}]})),
+                                     (false, Value::Null, Value::Null)] {
+            let page = json!({"title": "Settings", "branding": {"display_name": null, "logo_url": null, "accent_colour": null},
+                "templates": [{"kind": "credentials", "from_name": null, "from_address": null, "subject": null, "text_body": null, "html_body": null}],
+                "keys": keys, "members": [{"id": "stf_1", "email": "a@b.example", "role": "admin", "added": "2026-01-01", "disabled": null, "me": false}],
+                "can_edit": can, "can_manage_staff": can, "roles": ["admin", "support", "viewer"], "error_at": "templates", "v": {"kind": "credentials"}, "preview": preview});
+            let html = render("admin_settings.html", page).unwrap();
+            assert!(!html.contains("<p>H</p>"));
+        }
+    }
 }

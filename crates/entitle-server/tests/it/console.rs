@@ -11,7 +11,7 @@ use crate::portal::Visitor;
 use entitle_server::domain::staff::StaffRole;
 
 /// A staff member of `tenant` with `role`, signed in through the console's forms.
-async fn staff_visitor<'a>(app: &'a TestApp, tenant: &str, email: &str, role: StaffRole) -> Visitor<'a> {
+pub(crate) async fn staff_visitor<'a>(app: &'a TestApp, tenant: &str, email: &str, role: StaffRole) -> Visitor<'a> {
     let (_, link) = entitle_server::services::staff::create(&app.store, &app.base, tenant, email, role)
         .await
         .unwrap();

@@ -13,6 +13,7 @@ mod commerce;
 mod commerce_abuse;
 mod connections;
 mod console;
+mod console_catalogue;
 mod entitlements;
 mod events;
 mod hardening;
