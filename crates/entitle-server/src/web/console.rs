@@ -83,7 +83,13 @@ impl Frame {
     }
 
     /// Renders a console page: the frame's and the session's fields, then `fields`.
-    pub(crate) fn render(&self, status: StatusCode, template: &str, session: Option<&StaffSession>, fields: Value) -> Response {
+    pub(crate) fn render(
+        &self,
+        status: StatusCode,
+        template: &str,
+        session: Option<&StaffSession>,
+        fields: Value,
+    ) -> Response {
         let csrf = session.map(|s| s.csrf_token.as_str()).unwrap_or_default();
         render(status, template, self.context(session, csrf, fields))
     }
@@ -129,7 +135,11 @@ pub(crate) fn forbidden() -> Response {
 }
 
 /// A state-changing form: the session's token, and a role allowed to do it.
-pub(crate) fn check(session: &StaffSession, fields: &HashMap<String, String>, permission: Permission) -> Result<(), Response> {
+pub(crate) fn check(
+    session: &StaffSession,
+    fields: &HashMap<String, String>,
+    permission: Permission,
+) -> Result<(), Response> {
     if !same_secret(field(fields, "csrf"), &session.csrf_token) {
         return Err(page(
             StatusCode::FORBIDDEN,

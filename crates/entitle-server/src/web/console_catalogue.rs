@@ -21,8 +21,8 @@ use crate::app::AppState;
 use crate::domain::staff::{StaffMember, StaffRole};
 use crate::domain::{PageLimit, RuleViolation};
 use crate::services::catalogue::{self as catalogue, CatalogueQuery};
-use crate::services::staff::StaffSession;
 use crate::services::entitlements::Scope;
+use crate::services::staff::StaffSession;
 use crate::services::{self, Ctx, Paging, ServiceError, ServiceResult};
 
 pub fn router() -> Router<AppState> {
@@ -155,7 +155,12 @@ fn whole(text: &str, what: &str) -> ServiceResult<Option<i64>> {
         .map_err(|_| invalid_input(format!("{what} must be a whole number")))
 }
 
-fn put_number(input: &mut Map<String, Value>, fields: &HashMap<String, String>, name: &str, what: &str) -> ServiceResult<()> {
+fn put_number(
+    input: &mut Map<String, Value>,
+    fields: &HashMap<String, String>,
+    name: &str,
+    what: &str,
+) -> ServiceResult<()> {
     if let Some(n) = whole(field(fields, name), what)? {
         input.insert(name.into(), json!(n));
     }
@@ -163,7 +168,12 @@ fn put_number(input: &mut Map<String, Value>, fields: &HashMap<String, String>, 
 }
 
 /// `{name}_unit` and `{name}_count` as an interval; no unit chosen leaves the API's default.
-fn put_interval(input: &mut Map<String, Value>, fields: &HashMap<String, String>, name: &str, what: &str) -> ServiceResult<()> {
+fn put_interval(
+    input: &mut Map<String, Value>,
+    fields: &HashMap<String, String>,
+    name: &str,
+    what: &str,
+) -> ServiceResult<()> {
     let unit = field(fields, &format!("{name}_unit")).trim();
     if unit.is_empty() {
         return Ok(());
@@ -175,7 +185,11 @@ fn put_interval(input: &mut Map<String, Value>, fields: &HashMap<String, String>
 
 /// An edition's grants: a checked `feature.{key}` with its `limit.{key}` and `overdraft.{key}`;
 /// a non-empty `attr.{key}`, typed by the attribute's kind.
-fn edition_values(input: &mut Map<String, Value>, fields: &HashMap<String, String>, attributes: &[(String, String)]) -> ServiceResult<()> {
+fn edition_values(
+    input: &mut Map<String, Value>,
+    fields: &HashMap<String, String>,
+    attributes: &[(String, String)],
+) -> ServiceResult<()> {
     let mut features = Vec::new();
     let mut keys: Vec<&String> = fields.keys().filter(|k| k.starts_with("feature.")).collect();
     keys.sort();
@@ -185,7 +199,10 @@ fn edition_values(input: &mut Map<String, Value>, fields: &HashMap<String, Strin
         if let Some(limit) = whole(field(fields, &format!("limit.{key}")), &format!("the limit of {key}"))? {
             value["limit"] = json!(limit);
         }
-        if let Some(overdraft) = whole(field(fields, &format!("overdraft.{key}")), &format!("the overdraft of {key}"))? {
+        if let Some(overdraft) = whole(
+            field(fields, &format!("overdraft.{key}")),
+            &format!("the overdraft of {key}"),
+        )? {
             value["overdraft"] = json!(overdraft);
         }
         features.push(value);
@@ -212,7 +229,12 @@ fn edition_values(input: &mut Map<String, Value>, fields: &HashMap<String, Strin
 }
 
 /// The API's input for creating (`creating`) or changing an object of `kind` from a form.
-fn input_of(kind: Kind, creating: bool, fields: &HashMap<String, String>, attributes: &[(String, String)]) -> ServiceResult<Value> {
+fn input_of(
+    kind: Kind,
+    creating: bool,
+    fields: &HashMap<String, String>,
+    attributes: &[(String, String)],
+) -> ServiceResult<Value> {
     let mut input = Map::new();
     put_text(&mut input, fields, "name");
     if creating && kind != Kind::Product && kind != Kind::Offering {
@@ -402,8 +424,10 @@ async fn list_page(app: &AppState, session: &StaffSession, after: Option<String>
     };
     let page = catalogue::list_products(&app.store, &ctx, &query).await?;
     let products = serde_json::to_value(&page.data).map_err(|e| internal_error(e.to_string()))?;
-    Ok(json!({"title": "Catalogue", "nav": "catalogue", "products": products, "next_after": page.next_after,
-              "can_edit": can_edit(session), "v": {}, "error_at": ""}))
+    Ok(
+        json!({"title": "Catalogue", "nav": "catalogue", "products": products, "next_after": page.next_after,
+              "can_edit": can_edit(session), "v": {}, "error_at": ""}),
+    )
 }
 
 /// The page of one object: its edit form with the entitlements an edit reaches; for a product,
@@ -507,7 +531,10 @@ async fn create_item(app: &AppState, ctx: &Ctx, kind: Kind, input: Value) -> Ser
             Kind::Product,
             catalogue::create_edition(s, ctx, parse(input)?).await?.product_id,
         ),
-        Kind::Plan => (Kind::Product, catalogue::create_plan(s, ctx, parse(input)?).await?.product_id),
+        Kind::Plan => (
+            Kind::Product,
+            catalogue::create_plan(s, ctx, parse(input)?).await?.product_id,
+        ),
         Kind::Offering => (
             Kind::Product,
             catalogue::create_offering(s, ctx, parse(input)?).await?.product_id,
@@ -561,10 +588,12 @@ async fn create(
                     page
                 })
             } else {
-                item_page(&app, &session, Kind::Product, &product_id).await.map(|mut page| {
-                    page["new"] = posted(&fields);
-                    page
-                })
+                item_page(&app, &session, Kind::Product, &product_id)
+                    .await
+                    .map(|mut page| {
+                        page["new"] = posted(&fields);
+                        page
+                    })
             };
             let template = if kind == Kind::Product {
                 "admin_catalogue.html"
@@ -673,9 +702,11 @@ async fn settings_page(app: &AppState, session: &StaffSession, after: Option<Str
         let rows: Vec<Value> = page
             .data
             .iter()
-            .map(|k| json!({"id": k.id, "name": k.name, "role": serde_json::to_value(k.role).unwrap_or_default(),
+            .map(|k| {
+                json!({"id": k.id, "name": k.name, "role": serde_json::to_value(k.role).unwrap_or_default(),
                             "prefix": k.display_prefix, "created": day(Some(k.created_at)),
-                            "revoked": k.revoked_at.map(moment)}))
+                            "revoked": k.revoked_at.map(moment)})
+            })
             .collect();
         Some(json!({"rows": rows, "next_after": page.next_after}))
     } else {
@@ -728,9 +759,7 @@ async fn settings(
             page["notice"] = json!(settings_notice(query.done.as_deref()));
             frame.render(StatusCode::OK, "admin_settings.html", Some(&session), page)
         }
-        Err(ServiceError::Rule(rule)) => {
-settings_error(&app, &frame, &session, "keys", rule.message, json!({})).await
-        }
+        Err(ServiceError::Rule(rule)) => settings_error(&app, &frame, &session, "keys", rule.message, json!({})).await,
         Err(error) => internal(error),
     }
 }
@@ -752,7 +781,12 @@ async fn settings_error(
             if let (Some(page), Value::Object(extra)) = (page.as_object_mut(), extra) {
                 page.extend(extra);
             }
-            frame.render(StatusCode::UNPROCESSABLE_ENTITY, "admin_settings.html", Some(session), page)
+            frame.render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "admin_settings.html",
+                Some(session),
+                page,
+            )
         }
         Err(error) => internal(error),
     }
@@ -785,7 +819,7 @@ async fn settings_outcome(
     match outcome.map_err(readable) {
         Ok(()) => redirect(&format!("{}/settings?done={done}", frame.base)),
         Err(ServiceError::Rule(rule)) => {
-settings_error(app, frame, session, at, rule.message, json!({"v": posted(fields)})).await
+            settings_error(app, frame, session, at, rule.message, json!({"v": posted(fields)})).await
         }
         Err(ServiceError::NotFound(_)) => not_found_page(),
         Err(error) => internal(error),
@@ -799,10 +833,11 @@ async fn put_branding(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (frame, session, fields) = match settings_post(&app, &tenant, &headers, &body, Permission::ManageCatalogue).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
+    let (frame, session, fields) =
+        match settings_post(&app, &tenant, &headers, &body, Permission::ManageCatalogue).await {
+            Ok(parts) => parts,
+            Err(response) => return response,
+        };
     let mut input = Map::new();
     for name in ["display_name", "logo_url", "accent_colour"] {
         let value = field(&fields, name).trim();
@@ -827,7 +862,11 @@ fn template_input(fields: &HashMap<String, String>) -> Value {
         // An empty part uses the built-in template, as leaving it out does in the API.
         input.insert(
             name.into(),
-            if value.trim().is_empty() { Value::Null } else { json!(value.replace("\r\n", "\n")) },
+            if value.trim().is_empty() {
+                Value::Null
+            } else {
+                json!(value.replace("\r\n", "\n"))
+            },
         );
     }
     Value::Object(input)
@@ -840,10 +879,11 @@ async fn mail_template(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (frame, session, fields) = match settings_post(&app, &tenant, &headers, &body, Permission::ManageCatalogue).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
+    let (frame, session, fields) =
+        match settings_post(&app, &tenant, &headers, &body, Permission::ManageCatalogue).await {
+            Ok(parts) => parts,
+            Err(response) => return response,
+        };
     let input = template_input(&fields);
     if field(&fields, "op") == "preview" {
         let preview = async { services::mail::preview_template(&app.mail, parse(input)?).await }.await;
@@ -864,7 +904,15 @@ async fn mail_template(
                 }
             }
             Err(ServiceError::Rule(rule)) => {
-settings_error(&app, &frame, &session, "templates", rule.message, json!({"v": posted(&fields)})).await
+                settings_error(
+                    &app,
+                    &frame,
+                    &session,
+                    "templates",
+                    rule.message,
+                    json!({"v": posted(&fields)}),
+                )
+                .await
             }
             Err(error) => internal(error),
         };
@@ -959,9 +1007,15 @@ async fn add_staff(
     };
     let outcome = async {
         let role = role_of(&fields)?;
-        services::staff::invite(&app.store, &session.ctx(Some(ip)), &app.mail, field(&fields, "email").trim(), role)
-            .await
-            .map(drop)
+        services::staff::invite(
+            &app.store,
+            &session.ctx(Some(ip)),
+            &app.mail,
+            field(&fields, "email").trim(),
+            role,
+        )
+        .await
+        .map(drop)
     }
     .await;
     settings_outcome(&app, &frame, &session, outcome, "invited", "staff", &fields).await
@@ -980,16 +1034,20 @@ async fn staff_action(
     };
     let ctx = session.ctx(Some(ip));
     let outcome = match action.as_str() {
-        "role" => async {
-            let role = role_of(&fields)?;
-            services::staff::set_role(&app.store, &ctx, &id, role).await.map(drop)
+        "role" => {
+            async {
+                let role = role_of(&fields)?;
+                services::staff::set_role(&app.store, &ctx, &id, role).await.map(drop)
+            }
+            .await
         }
-        .await,
-        "disable" => async {
-            confirmed(&fields)?;
-            services::staff::disable(&app.store, &ctx, &id).await.map(drop)
+        "disable" => {
+            async {
+                confirmed(&fields)?;
+                services::staff::disable(&app.store, &ctx, &id).await.map(drop)
+            }
+            .await
         }
-        .await,
         _ => return not_found_page(),
     };
     settings_outcome(&app, &frame, &session, outcome, &action, "staff", &fields).await
@@ -1027,7 +1085,12 @@ mod tests {
             "editions": [{"id": "edi_1", "name": "Pro", "features": [], "attributes": []}],
             "plans": [{"id": "pln_1", "name": "Monthly", "license_type": "subscription", "duration": {"unit": "month", "count": 1}, "kind": "paid"}],
             "offerings": [{"id": "off_1", "name": "Pro M", "sku": "PRO-M", "seat_count": 3, "concurrency_mode": "node_locked"}]});
-        for (kind, can_edit) in [("products", true), ("products", false), ("editions", true), ("offerings", true)] {
+        for (kind, can_edit) in [
+            ("products", true),
+            ("products", false),
+            ("editions", true),
+            ("offerings", true),
+        ] {
             let page = json!({"title": "x", "kind": kind, "label": "product", "item": product.clone(),
                 "v": form_values(&product), "product": product.clone(), "reach": 2, "parts": parts.clone(),
                 "can_edit": can_edit, "new": {}, "error_at": ""});
@@ -1037,8 +1100,14 @@ mod tests {
 
     #[test]
     fn the_settings_page_renders() {
-        for (can, keys, preview) in [(true, json!({"rows": [{"id": "key_1", "name": "ci", "role": "admin", "prefix": "ent_", "created": "2026-01-01", "revoked": null}], "next_after": null}), json!({"kind": "credentials", "samples": [{"subject": "S", "text": "T", "html": "<p>H</p>"}]})),
-                                     (false, Value::Null, Value::Null)] {
+        for (can, keys, preview) in [
+            (
+                true,
+                json!({"rows": [{"id": "key_1", "name": "ci", "role": "admin", "prefix": "ent_", "created": "2026-01-01", "revoked": null}], "next_after": null}),
+                json!({"kind": "credentials", "samples": [{"subject": "S", "text": "T", "html": "<p>H</p>"}]}),
+            ),
+            (false, Value::Null, Value::Null),
+        ] {
             let page = json!({"title": "Settings", "branding": {"display_name": null, "logo_url": null, "accent_colour": null},
                 "templates": [{"kind": "credentials", "from_name": null, "from_address": null, "subject": null, "text_body": null, "html_body": null}],
                 "keys": keys, "members": [{"id": "stf_1", "email": "a@b.example", "role": "admin", "added": "2026-01-01", "disabled": null, "me": false}],

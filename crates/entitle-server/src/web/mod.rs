@@ -46,11 +46,23 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/admin_entitlement.html"),
     ),
     ("admin_catalogue.html", include_str!("templates/admin_catalogue.html")),
-    ("admin_catalogue_field.html", include_str!("templates/admin_catalogue_field.html")),
-    ("admin_catalogue_forms.html", include_str!("templates/admin_catalogue_forms.html")),
-    ("admin_catalogue_item.html", include_str!("templates/admin_catalogue_item.html")),
+    (
+        "admin_catalogue_field.html",
+        include_str!("templates/admin_catalogue_field.html"),
+    ),
+    (
+        "admin_catalogue_forms.html",
+        include_str!("templates/admin_catalogue_forms.html"),
+    ),
+    (
+        "admin_catalogue_item.html",
+        include_str!("templates/admin_catalogue_item.html"),
+    ),
     ("admin_settings.html", include_str!("templates/admin_settings.html")),
-    ("admin_settings_key.html", include_str!("templates/admin_settings_key.html")),
+    (
+        "admin_settings_key.html",
+        include_str!("templates/admin_settings_key.html"),
+    ),
 ];
 
 fn environment() -> &'static Environment<'static> {

@@ -32,7 +32,12 @@ fn ids(list: &Value) -> Vec<String> {
 }
 
 fn by_name<'a>(list: &'a Value, name: &str) -> &'a Value {
-    list["data"].as_array().unwrap().iter().find(|o| o["name"] == name).unwrap()
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap()
 }
 
 async fn post(visitor: &mut Visitor<'_>, path: &str, csrf: &str, form: &[(&str, &str)]) -> Page {
