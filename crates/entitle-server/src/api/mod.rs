@@ -160,6 +160,7 @@ pub fn router(state: AppState) -> Router {
     .merge(crate::web::assets::router())
     .merge(crate::web::console::router())
     .merge(crate::web::console_storefronts::router())
+    .merge(crate::web::console_catalogue::router())
     .fallback(|| async { ApiError::not_found("route") })
     .with_state(state)
 }

@@ -11,6 +11,9 @@ pub const CREDENTIALS: &str = "credentials";
 /// A single-use link to sign in to the portal (not overridable yet).
 pub const SIGN_IN: &str = "sign_in";
 
+/// A staff member's invitation to the console, with their set-password link (not overridable).
+pub const INVITATION: &str = "invitation";
+
 /// The kinds of mail whose templates a tenant may override.
 pub const KINDS: [&str; 1] = [CREDENTIALS];
 
@@ -31,6 +34,11 @@ fn defaults(kind: &str) -> Option<Defaults> {
             subject: include_str!("templates/sign_in.subject"),
             text: include_str!("templates/sign_in.txt"),
             html: include_str!("templates/sign_in.html"),
+        }),
+        INVITATION => Some(Defaults {
+            subject: include_str!("templates/invitation.subject"),
+            text: include_str!("templates/invitation.txt"),
+            html: include_str!("templates/invitation.html"),
         }),
         _ => None,
     }

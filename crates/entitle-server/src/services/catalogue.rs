@@ -646,3 +646,11 @@ pub async fn update_offering(store: &Store, ctx: &Ctx, id: &str, patch: Offering
     tx.commit().await?;
     Ok(offering)
 }
+
+// ---- reach ----
+
+/// How many entitlements a change to the scope's product, edition, plan or offering reaches
+/// (what the console previews before an edit is saved).
+pub async fn reach(store: &Store, ctx: &Ctx, scope: Scope<'_>) -> ServiceResult<i64> {
+    Ok(crate::store::entitlements::count_in_scope(&mut *store.read().await?, &ctx.tenant_id, scope).await?)
+}

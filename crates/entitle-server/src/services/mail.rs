@@ -10,7 +10,7 @@ use super::{found, record, Ctx, Page, Paging, ServiceError, ServiceResult};
 use crate::domain::keys::hash_secret;
 use crate::domain::sender::{self, SenderPolicy};
 use crate::domain::{ids, passwords, Email, EndUser, EndUserRole, Entitlement, LicenseType, PlanStart, RuleViolation};
-use crate::mail::templates::{self, Budget, TemplateError, CREDENTIALS, SIGN_IN};
+use crate::mail::templates::{self, Budget, TemplateError, CREDENTIALS, INVITATION, SIGN_IN};
 use crate::store::mail::{self as db, MailFilter, OutboxMail, TemplateOverride};
 use crate::store::{catalogue as catalogue_db, customers as customers_db, entitlements as entitlements_db};
 use crate::store::{tenants as tenants_db, Store, StoreError};
@@ -186,6 +186,51 @@ pub async fn queue_sign_in_link(
     };
     db::enqueue(conn, &mail).await?;
     let summary = serde_json::json!({"kind": SIGN_IN, "recipient": user.email.as_str()});
+    record(conn, ctx, "mail.queued", "mail", &mail.id, summary).await?;
+    Ok(mail)
+}
+
+/// Queues a staff member's invitation to the console with the link to choose their password, in
+/// the caller's transaction. Call [`Store::mail_queued`] after committing.
+pub async fn queue_invitation(
+    conn: &mut AnyConnection,
+    ctx: &Ctx,
+    settings: &MailSettings,
+    member: &crate::domain::staff::StaffMember,
+    link: &str,
+    expires_at: DateTime<Utc>,
+) -> ServiceResult<OutboxMail> {
+    let tenant = found(tenants_db::get(conn, &ctx.tenant_id).await?, "tenant")?;
+    let context = serde_json::json!({
+        "tenant": {"name": tenant.name},
+        "recipient": {"email": member.email.as_str()},
+        "role": member.role.as_str(),
+        "console_url": format!("{}/admin/{}", settings.public_url, ctx.tenant_id),
+        "link_url": link,
+        "link_expires": expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    });
+    let mail = OutboxMail {
+        id: ids::new_id("mail"),
+        tenant_id: ctx.tenant_id.clone(),
+        kind: INVITATION.to_owned(),
+        recipient: member.email.to_string(),
+        from_name: sender::clean_display_name(&tenant.name),
+        from_address: settings.sender.default_address().to_owned(),
+        subject: None,
+        text_body: String::new(),
+        html_body: String::new(),
+        entitlement_id: None,
+        customer_id: None,
+        status: "queued".into(),
+        attempts: 0,
+        next_attempt_at: ctx.now,
+        last_error: None,
+        created_at: ctx.now,
+        sent_at: None,
+        render_context: Some(context.to_string()),
+    };
+    db::enqueue(conn, &mail).await?;
+    let summary = serde_json::json!({"kind": INVITATION, "recipient": member.email.as_str()});
     record(conn, ctx, "mail.queued", "mail", &mail.id, summary).await?;
     Ok(mail)
 }
@@ -376,6 +421,40 @@ pub async fn templates(store: &Store, ctx: &Ctx) -> ServiceResult<Page<MailTempl
     Ok(Page { data, next_after: None })
 }
 
+/// Renders a template on every sample under the render budget: the samples' mails, or why it
+/// is refused (`invalid_template`, `template_too_expensive`).
+async fn try_on_samples(input: &MailTemplate) -> ServiceResult<Vec<templates::Rendered>> {
+    let (kind, template) = (input.kind.clone(), input.overrides());
+    // Rendering is CPU work (up to the budget): off the async workers.
+    let tried = tokio::task::spawn_blocking(move || {
+        templates::samples()
+            .iter()
+            .map(|sample| templates::render(&kind, &template, sample, Budget::Limited))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| StoreError::Other(anyhow::anyhow!("template rendering task: {e}")))?;
+    tried.map_err(|error| match error {
+        TemplateError::TooExpensive { .. } => RuleViolation::new("template_too_expensive", error.to_string()).into(),
+        TemplateError::Invalid { .. } => RuleViolation::new("invalid_template", error.to_string()).into(),
+    })
+}
+
+/// What a template would send, on the sample data, without saving it (the console's preview):
+/// the same checks as [`put_template`], one rendered mail per sample.
+pub async fn preview_template(settings: &MailSettings, input: MailTemplate) -> ServiceResult<Vec<templates::Rendered>> {
+    if !templates::KINDS.contains(&input.kind.as_str()) {
+        return Err(RuleViolation::new("unknown_mail_kind", format!("no mail kind {:?}", input.kind)).into());
+    }
+    if let Some(address) = &input.from_address {
+        settings.sender.check(address)?;
+    }
+    if let Some(name) = &input.from_name {
+        sender::check_display_name(name)?;
+    }
+    try_on_samples(&input).await
+}
+
 /// Sets a tenant's template, after rendering it with sample data under the render budget: a broken
 /// template is refused (`invalid_template`), and so is one too expensive to render
 /// (`template_too_expensive`). The sender address must be one the operator allows.
@@ -394,24 +473,7 @@ pub async fn put_template(
     if let Some(name) = &input.from_name {
         sender::check_display_name(name)?;
     }
-    let (kind, template) = (input.kind.clone(), input.overrides());
-    // Rendering is CPU work (up to the budget): off the async workers.
-    let tried = tokio::task::spawn_blocking(move || {
-        templates::samples()
-            .iter()
-            .try_for_each(|sample| templates::render(&kind, &template, sample, Budget::Limited).map(drop))
-    })
-    .await
-    .map_err(|e| StoreError::Other(anyhow::anyhow!("template rendering task: {e}")))?;
-    match tried {
-        Ok(()) => {}
-        Err(error @ TemplateError::TooExpensive { .. }) => {
-            return Err(RuleViolation::new("template_too_expensive", error.to_string()).into())
-        }
-        Err(error @ TemplateError::Invalid { .. }) => {
-            return Err(RuleViolation::new("invalid_template", error.to_string()).into())
-        }
-    }
+    try_on_samples(&input).await?;
     let mut tx = store.begin().await?;
     db::put_template(&mut tx, &ctx.tenant_id, &input.kind, &input.overrides(), ctx.now).await?;
     record(

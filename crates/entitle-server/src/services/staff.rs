@@ -43,7 +43,8 @@ impl StaffSession {
     }
 }
 
-/// Adds a staff member and a link to choose their password (`public_url` + path + token).
+/// Adds a staff member and a link to choose their password (`public_url` + path + token), as the
+/// system (the CLI).
 pub async fn create(
     store: &Store,
     public_url: &str,
@@ -51,10 +52,28 @@ pub async fn create(
     email: &str,
     role: StaffRole,
 ) -> ServiceResult<(StaffMember, String)> {
-    let email = Email::parse(email)?;
-    let now = super::now();
+    let ctx = Ctx {
+        tenant_id: tenant_id.to_owned(),
+        actor: Actor::system(),
+        now: super::now(),
+    };
     let mut tx = store.begin().await?;
     found(tenants_db::get(&mut tx, tenant_id).await?, "tenant")?;
+    let (member, link, _) = insert_member(&mut tx, &ctx, public_url, email, role).await?;
+    tx.commit().await?;
+    Ok((member, link))
+}
+
+/// The member, their password link and when it expires, in the caller's transaction.
+async fn insert_member(
+    conn: &mut sqlx::AnyConnection,
+    ctx: &Ctx,
+    public_url: &str,
+    email: &str,
+    role: StaffRole,
+) -> ServiceResult<(StaffMember, String, chrono::DateTime<chrono::Utc>)> {
+    let email = Email::parse(email)?;
+    let (tenant_id, now) = (ctx.tenant_id.as_str(), ctx.now);
     let member = StaffMember {
         id: ids::new_id("stf"),
         tenant_id: tenant_id.to_owned(),
@@ -64,32 +83,75 @@ pub async fn create(
         updated_at: now,
         disabled_at: None,
     };
-    db::insert(&mut tx, &member).await.map_err(on_duplicate(
+    db::insert(conn, &member).await.map_err(on_duplicate(
         "staff_email_taken",
         "a staff member with this email exists",
     ))?;
     let token = ids::random_token(32);
-    db::insert_password_link(
-        &mut tx,
-        &hash_secret(&token),
-        tenant_id,
-        &member.id,
-        now,
-        now + PASSWORD_LINK_LIFETIME,
-    )
-    .await?;
-    let ctx = Ctx {
-        tenant_id: tenant_id.to_owned(),
-        actor: Actor::system(),
-        now,
-    };
+    let expires_at = now + PASSWORD_LINK_LIFETIME;
+    db::insert_password_link(conn, &hash_secret(&token), tenant_id, &member.id, now, expires_at).await?;
     let summary = serde_json::json!({"email": member.email.as_str(), "role": role.as_str()});
-    record(&mut tx, &ctx, "staff.created", "staff", &member.id, summary).await?;
+    record(conn, ctx, "staff.created", "staff", &member.id, summary).await?;
+    let link = format!("{public_url}/admin/{tenant_id}/set-password?token={token}");
+    Ok((member, link, expires_at))
+}
+
+/// An admin adds a member from the console: the member, and an invitation mail with the link to
+/// choose their password (the link is never shown to the admin: it is the new member's secret).
+pub async fn invite(
+    store: &Store,
+    ctx: &Ctx,
+    settings: &super::mail::MailSettings,
+    email: &str,
+    role: StaffRole,
+) -> ServiceResult<StaffMember> {
+    let mut tx = store.begin().await?;
+    let (member, link, expires_at) = insert_member(&mut tx, ctx, &settings.public_url, email, role).await?;
+    super::mail::queue_invitation(&mut tx, ctx, settings, &member, &link, expires_at).await?;
     tx.commit().await?;
-    Ok((
-        member,
-        format!("{public_url}/admin/{tenant_id}/set-password?token={token}"),
-    ))
+    store.mail_queued();
+    Ok(member)
+}
+
+pub async fn list(store: &Store, ctx: &Ctx) -> ServiceResult<Vec<StaffMember>> {
+    Ok(db::list(&mut *store.read().await?, &ctx.tenant_id).await?)
+}
+
+/// Members may not change their own role or disable themselves: a console must not lose its
+/// last admin by a slip, and another admin can always do it.
+fn not_self(ctx: &Ctx, id: &str) -> ServiceResult<()> {
+    if ctx.actor.kind == ActorKind::Staff && ctx.actor.id.as_deref() == Some(id) {
+        return Err(RuleViolation::new("own_account", "you cannot change your own role or disable yourself").into());
+    }
+    Ok(())
+}
+
+pub async fn set_role(store: &Store, ctx: &Ctx, id: &str, role: StaffRole) -> ServiceResult<StaffMember> {
+    not_self(ctx, id)?;
+    let mut tx = store.begin().await?;
+    let before = found(db::get(&mut tx, &ctx.tenant_id, id).await?, "staff member")?;
+    if before.role != role {
+        db::set_role(&mut tx, &ctx.tenant_id, id, role, ctx.now).await?;
+        let summary = serde_json::json!({"role": {"before": before.role.as_str(), "after": role.as_str()}});
+        record(&mut tx, ctx, "staff.role_changed", "staff", id, summary).await?;
+    }
+    let member = found(db::get(&mut tx, &ctx.tenant_id, id).await?, "staff member")?;
+    tx.commit().await?;
+    Ok(member)
+}
+
+/// Disables a member: they cannot sign in, and their open sessions stop working at once
+/// ([`session`] refuses disabled members).
+pub async fn disable(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<StaffMember> {
+    not_self(ctx, id)?;
+    let mut tx = store.begin().await?;
+    found(db::get(&mut tx, &ctx.tenant_id, id).await?, "staff member")?;
+    if db::disable(&mut tx, &ctx.tenant_id, id, ctx.now).await? {
+        record(&mut tx, ctx, "staff.disabled", "staff", id, serde_json::json!({})).await?;
+    }
+    let member = found(db::get(&mut tx, &ctx.tenant_id, id).await?, "staff member")?;
+    tx.commit().await?;
+    Ok(member)
 }
 
 pub async fn password_link_valid(store: &Store, tenant_id: &str, token: &str) -> ServiceResult<bool> {

@@ -217,8 +217,9 @@ pub enum Scope<'a> {
     Offering(&'a str),
 }
 
-pub async fn ids_in_scope(conn: &mut AnyConnection, tenant_id: &str, scope: Scope<'_>) -> StoreResult<Vec<String>> {
-    let (condition, id) = match scope {
+/// The condition on `$2` (with the tenant as `$1`) selecting a scope's entitlements.
+fn scope_condition(scope: Scope<'_>) -> (&'static str, &str) {
+    match scope {
         Scope::Product(id) => ("product_id = $2", id),
         Scope::Offering(id) => ("offering_id = $2", id),
         Scope::Edition(id) => (
@@ -229,10 +230,22 @@ pub async fn ids_in_scope(conn: &mut AnyConnection, tenant_id: &str, scope: Scop
             "offering_id IN (SELECT id FROM offerings WHERE tenant_id = $1 AND plan_id = $2)",
             id,
         ),
-    };
+    }
+}
+
+pub async fn ids_in_scope(conn: &mut AnyConnection, tenant_id: &str, scope: Scope<'_>) -> StoreResult<Vec<String>> {
+    let (condition, id) = scope_condition(scope);
     let sql = format!("SELECT id FROM entitlements WHERE tenant_id = $1 AND {condition} ORDER BY id");
     let rows = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_all(conn).await?;
     rows.iter().map(|row| row.text("id")).collect()
+}
+
+/// How many entitlements a catalogue change would reach (the console's preview before an edit).
+pub async fn count_in_scope(conn: &mut AnyConnection, tenant_id: &str, scope: Scope<'_>) -> StoreResult<i64> {
+    let (condition, id) = scope_condition(scope);
+    let sql = format!("SELECT COUNT(*) AS n FROM entitlements WHERE tenant_id = $1 AND {condition}");
+    let row = sqlx::query(&sql).bind(tenant_id).bind(id).fetch_one(conn).await?;
+    row.int("n")
 }
 
 /// The newest entitlement of the tenant matching `condition` on `$2` (`condition` is a constant of

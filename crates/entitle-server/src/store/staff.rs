@@ -144,3 +144,34 @@ pub async fn use_password_link(
     .await?;
     row.map(|row| row.text("staff_id")).transpose()
 }
+
+/// Changes a member's role; false when there is no such member.
+pub async fn set_role(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    role: StaffRole,
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let done = sqlx::query("UPDATE staff SET role = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .bind(role.as_str())
+        .bind(millis(at))
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Disables a member (once: a disabled member keeps the first moment).
+pub async fn disable(conn: &mut AnyConnection, tenant_id: &str, id: &str, at: DateTime<Utc>) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE staff SET disabled_at = $3, updated_at = $3 WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(millis(at))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}

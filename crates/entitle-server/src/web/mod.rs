@@ -6,6 +6,7 @@
 pub mod assets;
 pub mod chart;
 pub mod console;
+pub mod console_catalogue;
 pub mod console_storefronts;
 pub mod cookies;
 pub mod portal;
@@ -60,6 +61,24 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "admin_storefronts_delivery.html",
         include_str!("templates/admin_storefronts_delivery.html"),
+    ),
+    ("admin_catalogue.html", include_str!("templates/admin_catalogue.html")),
+    (
+        "admin_catalogue_field.html",
+        include_str!("templates/admin_catalogue_field.html"),
+    ),
+    (
+        "admin_catalogue_forms.html",
+        include_str!("templates/admin_catalogue_forms.html"),
+    ),
+    (
+        "admin_catalogue_item.html",
+        include_str!("templates/admin_catalogue_item.html"),
+    ),
+    ("admin_settings.html", include_str!("templates/admin_settings.html")),
+    (
+        "admin_settings_key.html",
+        include_str!("templates/admin_settings_key.html"),
     ),
 ];
 

@@ -13,6 +13,7 @@ mod commerce;
 mod commerce_abuse;
 mod connections;
 mod console;
+mod console_catalogue;
 mod console_journey;
 mod console_storefronts;
 mod entitlements;
