@@ -14,6 +14,7 @@ pub mod passwords;
 pub mod sender;
 pub mod staff;
 pub mod text;
+pub mod totp;
 pub mod usage;
 
 pub use bounds::{FeatureAmount, PageLimit, Quantity, SeatCount, SeatIncrement, ToleranceSeconds};

@@ -10,7 +10,7 @@ use super::sessions::{self, SessionPolicy};
 use super::{found, on_duplicate, record, Actor, ActorKind, Ctx, ServiceResult};
 use crate::domain::keys::hash_secret;
 use crate::domain::staff::{StaffMember, StaffRole};
-use crate::domain::{ids, passwords, Email, RuleViolation};
+use crate::domain::{ids, passwords, totp, Email, RuleViolation};
 use crate::store::staff as db;
 use crate::store::{tenants as tenants_db, Store};
 
@@ -205,6 +205,39 @@ pub async fn set_password_with_link(
     Ok(())
 }
 
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum SignedIn {
+    /// A session (the cookie's secret).
+    Session(String),
+    /// The member has a second factor: a short-lived pending session (its secret) that only
+    /// [`complete_second_factor`] turns into a session.
+    SecondFactor(String),
+}
+
+const PENDING: &str = "staff_pending";
+
+/// How long a password-checked sign-in waits for its code.
+fn pending_policy() -> SessionPolicy {
+    SessionPolicy {
+        idle: Duration::minutes(5),
+        absolute: Duration::minutes(5),
+        ..SessionPolicy::default()
+    }
+}
+
+async fn admit(
+    attempts: &Attempts,
+    store: &Store,
+    budgets: &[Budget],
+) -> Result<super::attempts::Admission, SignInError> {
+    match attempts.admit(store, budgets).await? {
+        Ok(admission) => Ok(admission),
+        Err(Refusal::Exhausted { retry_after_seconds }) => Err(SignInError::RateLimited(retry_after_seconds)),
+        Err(Refusal::Busy { retry_after_seconds }) => Err(SignInError::Busy(retry_after_seconds)),
+    }
+}
+
 /// Signs a staff member in with email and password, behind the attempt budgets.
 pub async fn sign_in(
     store: &Store,
@@ -214,20 +247,32 @@ pub async fn sign_in(
     email: &str,
     password: &str,
     ip: IpAddr,
-) -> Result<String, SignInError> {
+) -> Result<SignedIn, SignInError> {
     let budgets = [
         Budget::address(Some(tenant_id), ip),
         Budget::account(tenant_id, &format!("staff:{email}")),
     ];
-    let admission = match attempts.admit(store, &budgets).await? {
-        Ok(admission) => admission,
-        Err(Refusal::Exhausted { retry_after_seconds }) => return Err(SignInError::RateLimited(retry_after_seconds)),
-        Err(Refusal::Busy { retry_after_seconds }) => return Err(SignInError::Busy(retry_after_seconds)),
-    };
+    let admission = admit(attempts, store, &budgets).await?;
     let outcome = check_password(store, tenant_id, email, password).await;
     attempts.settle(store, admission, matches!(outcome, Ok(None))).await?;
     let member = outcome?.ok_or(SignInError::Invalid)?;
-    Ok(sessions::open(
+    let has_second_factor = db::totp(&mut *store.read().await?, tenant_id, &member.id)
+        .await?
+        .is_some();
+    if has_second_factor {
+        let pending = sessions::open(
+            store,
+            &pending_policy(),
+            REALM,
+            tenant_id,
+            (PENDING, &member.id),
+            ActorKind::Staff,
+            ip,
+        )
+        .await?;
+        return Ok(SignedIn::SecondFactor(pending));
+    }
+    let token = sessions::open(
         store,
         policy,
         REALM,
@@ -236,7 +281,127 @@ pub async fn sign_in(
         ActorKind::Staff,
         ip,
     )
+    .await?;
+    Ok(SignedIn::Session(token))
+}
+
+/// The second step: the code from the member's authenticator turns a pending sign-in into a
+/// session. Each code works once; wrong codes draw on the attempt budgets.
+pub async fn complete_second_factor(
+    store: &Store,
+    attempts: &Attempts,
+    policy: &SessionPolicy,
+    tenant_id: &str,
+    pending: &str,
+    code: &str,
+    ip: IpAddr,
+) -> Result<String, SignInError> {
+    let Some(live) = sessions::live(store, &pending_policy(), REALM, tenant_id, pending).await? else {
+        return Err(SignInError::Invalid);
+    };
+    if live.session.subject_kind != PENDING {
+        return Err(SignInError::Invalid);
+    }
+    let member_id = live.session.subject_id.clone();
+    let budgets = [
+        Budget::address(Some(tenant_id), ip),
+        Budget::account(tenant_id, &format!("staff-totp:{member_id}")),
+    ];
+    let admission = admit(attempts, store, &budgets).await?;
+    let outcome = check_code(store, tenant_id, &member_id, code).await;
+    attempts.settle(store, admission, matches!(outcome, Ok(false))).await?;
+    if !outcome? {
+        return Err(SignInError::Invalid);
+    }
+    sessions::end(store, &live.token_hash).await?;
+    Ok(sessions::open(
+        store,
+        policy,
+        REALM,
+        tenant_id,
+        (SUBJECT, &member_id),
+        ActorKind::Staff,
+        ip,
+    )
     .await?)
+}
+
+/// Checks a member's current code and uses its time step up (a replayed code is refused).
+async fn check_code(store: &Store, tenant_id: &str, member_id: &str, code: &str) -> ServiceResult<bool> {
+    let Some((secret, _)) = db::totp(&mut *store.read().await?, tenant_id, member_id).await? else {
+        return Ok(false);
+    };
+    let Some(secret) = totp::base32_decode(&secret) else {
+        return Ok(false);
+    };
+    let Some(step) = totp::matching_step(&secret, code, super::now().timestamp()) else {
+        return Ok(false);
+    };
+    Ok(db::use_totp_step(&mut *store.write_conn().await?, tenant_id, member_id, step).await?)
+}
+
+/// Whether the member signs in with a second factor.
+pub async fn has_second_factor(store: &Store, session: &StaffSession) -> ServiceResult<bool> {
+    Ok(
+        db::totp(&mut *store.read().await?, &session.member.tenant_id, &session.member.id)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Turns the second factor on with a new secret, once a code from it proves the app has it.
+pub async fn enable_second_factor(
+    store: &Store,
+    session: &StaffSession,
+    secret: &str,
+    code: &str,
+    ip: IpAddr,
+) -> ServiceResult<()> {
+    let wrong = || {
+        RuleViolation::new(
+            "invalid_code",
+            "that code does not match: check the app's clock and try the next one",
+        )
+    };
+    let bytes = totp::base32_decode(secret)
+        .filter(|b| b.len() >= 16)
+        .ok_or_else(wrong)?;
+    let step = totp::matching_step(&bytes, code, super::now().timestamp()).ok_or_else(wrong)?;
+    let ctx = session.ctx(Some(ip));
+    let mut tx = store.begin().await?;
+    db::set_totp(&mut tx, &ctx.tenant_id, &session.member.id, Some(secret), Some(step)).await?;
+    record(
+        &mut tx,
+        &ctx,
+        "staff.second_factor_enabled",
+        "staff",
+        &session.member.id,
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Turns the second factor off; a current code is required.
+pub async fn disable_second_factor(store: &Store, session: &StaffSession, code: &str, ip: IpAddr) -> ServiceResult<()> {
+    let ctx = session.ctx(Some(ip));
+    if !check_code(store, &ctx.tenant_id, &session.member.id, code).await? {
+        return Err(RuleViolation::new("invalid_code", "that code does not match").into());
+    }
+    let mut tx = store.begin().await?;
+    db::set_totp(&mut tx, &ctx.tenant_id, &session.member.id, None, None).await?;
+    record(
+        &mut tx,
+        &ctx,
+        "staff.second_factor_disabled",
+        "staff",
+        &session.member.id,
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn check_password(

@@ -24,6 +24,7 @@ const USAGE_ROLLUP: &str = include_str!("../../migrations/common/0009_usage_roll
 const PORTAL: &str = include_str!("../../migrations/common/0010_portal.sql");
 const BRANDING: &str = include_str!("../../migrations/common/0011_branding.sql");
 const STAFF: &str = include_str!("../../migrations/common/0012_staff.sql");
+const STAFF_TOTP: &str = include_str!("../../migrations/common/0014_staff_totp.sql");
 const DELIVERIES_BY_ORDER: &str = include_str!("../../migrations/common/0015_deliveries_by_order.sql");
 
 const MIGRATIONS: &[Migration] = &[
@@ -104,6 +105,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "search",
         sqlite: include_str!("../../migrations/sqlite/0013_search.sql"),
         postgres: include_str!("../../migrations/postgres/0013_search.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "staff_totp",
+        sqlite: STAFF_TOTP,
+        postgres: STAFF_TOTP,
     },
     Migration {
         version: 15,

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
 use super::rows::{some, RowExt};
 use super::{millis, StoreResult};
@@ -174,4 +174,48 @@ pub async fn disable(conn: &mut AnyConnection, tenant_id: &str, id: &str, at: Da
     .execute(conn)
     .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// A member's TOTP secret (base32) and the last step used, if they set up a second factor.
+pub async fn totp(conn: &mut AnyConnection, tenant_id: &str, id: &str) -> StoreResult<Option<(String, Option<i64>)>> {
+    let row = sqlx::query("SELECT totp_secret, totp_last_step FROM staff WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let secret = row.opt_text("totp_secret")?;
+    Ok(secret.map(|secret| (secret, row.try_get::<Option<i64>, _>("totp_last_step").ok().flatten())))
+}
+
+/// Sets (or, with `None`, removes) a member's TOTP secret.
+pub async fn set_totp(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    id: &str,
+    secret: Option<&str>,
+    step: Option<i64>,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE staff SET totp_secret = $3, totp_last_step = $4 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .bind(secret)
+        .bind(step)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records that `step` was used, if it is later than the last one used: false for a replay.
+pub async fn use_totp_step(conn: &mut AnyConnection, tenant_id: &str, id: &str, step: i64) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE staff SET totp_last_step = $3
+         WHERE tenant_id = $1 AND id = $2 AND (totp_last_step IS NULL OR totp_last_step < $3)",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(step)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -23,16 +23,19 @@ use super::{
 };
 use crate::api::extract::{staff_allows, ApiPath, ClientIp, Permission};
 use crate::app::AppState;
-use crate::domain::{ids, EntitlementView};
+use crate::domain::{ids, totp, EntitlementView};
 use crate::services::portal::SignInError;
 use crate::services::sessions::SessionPolicy;
-use crate::services::staff::{self, StaffSession};
+use crate::services::staff::{self, SignedIn, StaffSession};
 use crate::services::{self, Ctx, Paging, ServiceError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/{tenant}", get(dashboard))
         .route("/admin/{tenant}/sign-in", get(sign_in_page).post(sign_in))
+        .route("/admin/{tenant}/sign-in/code", post(sign_in_code))
+        .route("/admin/{tenant}/account", get(account))
+        .route("/admin/{tenant}/account/second-factor/{action}", post(account_action))
         .route(
             "/admin/{tenant}/set-password",
             get(set_password_form).post(set_password),
@@ -229,31 +232,168 @@ async fn sign_in(
         );
     }
     let (email, password) = (field(&fields, "email").trim(), field(&fields, "password"));
-    match staff::sign_in(&app.store, &app.attempts, &policy(), &tenant, email, password, ip).await {
-        Ok(token) => with_cookie(
-            redirect(&frame.base),
-            &cookies::set(
-                cookies::SESSION,
-                &token,
-                &frame.base,
-                policy().absolute.num_seconds(),
-                frame.secure,
-                "Lax",
-            ),
+    let outcome = staff::sign_in(&app.store, &app.attempts, &policy(), &tenant, email, password, ip).await;
+    match outcome {
+        Ok(SignedIn::Session(token)) => signed_in_answer(&frame, &token),
+        Ok(SignedIn::SecondFactor(pending)) => with_cookie(
+            second_factor_form(&frame, &headers, StatusCode::OK, None),
+            &cookies::set(PENDING_COOKIE, &pending, &frame.base, 300, frame.secure, "Strict"),
         ),
-        Err(SignInError::Invalid) => sign_in_form(
+        Err(error) => sign_in_refused(
             &frame,
             &headers,
-            StatusCode::UNAUTHORIZED,
-            Some("The email address or the password is not right."),
+            error,
+            "The email address or the password is not right.",
         ),
-        Err(SignInError::RateLimited(wait)) | Err(SignInError::Busy(wait)) => {
+    }
+}
+
+/// The cookie that carries a password-checked sign-in to its second step.
+const PENDING_COOKIE: &str = "entitle_pending";
+
+fn signed_in_answer(frame: &Frame, token: &str) -> Response {
+    with_cookie(
+        redirect(&frame.base),
+        &cookies::set(
+            cookies::SESSION,
+            token,
+            &frame.base,
+            policy().absolute.num_seconds(),
+            frame.secure,
+            "Lax",
+        ),
+    )
+}
+
+fn sign_in_refused(frame: &Frame, headers: &HeaderMap, error: SignInError, invalid: &str) -> Response {
+    match error {
+        SignInError::Invalid => sign_in_form(frame, headers, StatusCode::UNAUTHORIZED, Some(invalid)),
+        SignInError::RateLimited(wait) | SignInError::Busy(wait) => {
             let message = format!("Too many attempts or too busy. Please wait {wait} seconds and try again.");
-            let mut response = sign_in_form(&frame, &headers, StatusCode::TOO_MANY_REQUESTS, Some(&message));
+            let mut response = sign_in_form(frame, headers, StatusCode::TOO_MANY_REQUESTS, Some(&message));
             response.headers_mut().insert(RETRY_AFTER, wait.into());
             response
         }
-        Err(SignInError::Internal(error)) => internal(error),
+        SignInError::Internal(error) => internal(error),
+    }
+}
+
+fn second_factor_form(frame: &Frame, headers: &HeaderMap, status: StatusCode, error: Option<&str>) -> Response {
+    let token = cookies::get(headers, cookies::PRE_SESSION).unwrap_or_default();
+    render(
+        status,
+        "admin_second_factor.html",
+        frame.context(None, token, json!({"title": "Sign in", "error": error})),
+    )
+}
+
+async fn sign_in_code(
+    State(app): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let frame = match frame(&app, &tenant).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let fields = form(&body);
+    let cookie = cookies::get(&headers, cookies::PRE_SESSION).unwrap_or_default();
+    if !same_secret(cookie, field(&fields, "csrf")) {
+        return sign_in_form(
+            &frame,
+            &headers,
+            StatusCode::FORBIDDEN,
+            Some("The form expired. Please try again."),
+        );
+    }
+    let pending = cookies::get(&headers, PENDING_COOKIE).unwrap_or_default();
+    let code = field(&fields, "code");
+    match staff::complete_second_factor(&app.store, &app.attempts, &policy(), &tenant, pending, code, ip).await {
+        Ok(token) => with_cookie(
+            signed_in_answer(&frame, &token),
+            &cookies::clear(PENDING_COOKIE, &frame.base, frame.secure),
+        ),
+        Err(SignInError::Invalid) if !pending.is_empty() => second_factor_form(
+            &frame,
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            Some("That code is not right (or was used already). Enter the current one."),
+        ),
+        Err(error) => sign_in_refused(&frame, &headers, error, "Sign in again: the first step expired."),
+    }
+}
+
+// ---- your account: the second factor ----
+
+async fn account(State(app): State<AppState>, ApiPath(tenant): ApiPath<String>, headers: HeaderMap) -> Response {
+    let (frame, session) = match open(&app, &tenant, &headers).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    match staff::has_second_factor(&app.store, &session).await {
+        Ok(enabled) => frame.render(
+            StatusCode::OK,
+            "admin_account.html",
+            Some(&session),
+            json!({"title": "Your account", "enabled": enabled, "secret": null, "uri": null}),
+        ),
+        Err(error) => internal(error),
+    }
+}
+
+async fn account_action(
+    State(app): State<AppState>,
+    ApiPath((tenant, action)): ApiPath<(String, String)>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (frame, session) = match open(&app, &tenant, &headers).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let fields = form(&body);
+    if let Err(response) = check(&session, &fields, Permission::Read) {
+        return response;
+    }
+    let show = |status: StatusCode, secret: Option<&str>, enabled: bool, error: Option<&str>| {
+        let uri = secret.map(|s| totp::provisioning_uri(&frame.brand_name, session.member.email.as_str(), s));
+        frame.render(
+            status,
+            "admin_account.html",
+            Some(&session),
+            json!({"title": "Your account", "enabled": enabled, "secret": secret, "uri": uri, "error": error}),
+        )
+    };
+    let outcome = match action.as_str() {
+        "start" => return show(StatusCode::OK, Some(&totp::new_secret()), false, None),
+        "enable" => {
+            let secret = field(&fields, "secret");
+            match staff::enable_second_factor(&app.store, &session, secret, field(&fields, "code"), ip).await {
+                Err(ServiceError::Rule(rule)) => {
+                    return show(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        Some(secret),
+                        false,
+                        Some(&rule.message),
+                    )
+                }
+                other => other,
+            }
+        }
+        "disable" => match staff::disable_second_factor(&app.store, &session, field(&fields, "code"), ip).await {
+            Err(ServiceError::Rule(rule)) => {
+                return show(StatusCode::UNPROCESSABLE_ENTITY, None, true, Some(&rule.message))
+            }
+            other => other,
+        },
+        _ => return not_found_page(),
+    };
+    match outcome {
+        Ok(()) => redirect(&format!("{}/account", frame.base)),
+        Err(error) => internal(error),
     }
 }
 

@@ -37,6 +37,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("entitlement.html", include_str!("templates/entitlement.html")),
     ("set_password.html", include_str!("templates/set_password.html")),
     ("admin_layout.html", include_str!("templates/admin_layout.html")),
+    (
+        "admin_second_factor.html",
+        include_str!("templates/admin_second_factor.html"),
+    ),
+    ("admin_account.html", include_str!("templates/admin_account.html")),
     ("admin_sign_in.html", include_str!("templates/admin_sign_in.html")),
     ("admin_dashboard.html", include_str!("templates/admin_dashboard.html")),
     ("admin_search.html", include_str!("templates/admin_search.html")),

@@ -226,3 +226,67 @@ backend_test! {
         assert_eq!(app.fetch(&t.key, &format!("/api/v1/end-users/{}", other_user["id"].as_str().unwrap())).await["role"], "user");
     }
 }
+
+/// The current code of a base32 TOTP secret.
+fn current_code(secret: &str) -> String {
+    code_at_offset(secret, 0)
+}
+
+backend_test! {
+    async fn two_step_sign_in_asks_for_a_code_that_works_once(app) {
+        let t = app.tenant("Acme").await;
+        let mut ada = staff_visitor(app, &t.id, "ada@acme.example", StaffRole::Admin).await;
+        let base = ada.base.clone();
+        let account = ada.get(&format!("{base}/account")).await;
+        assert!(account.body.contains("Off."));
+        let csrf = Visitor::csrf(&account);
+        let started = ada.post(&format!("{base}/account/second-factor/start"), &[("csrf", &csrf)]).await;
+        assert_eq!(started.status, StatusCode::OK);
+        let at = started.body.find("id=\"totp-secret\">").unwrap() + "id=\"totp-secret\">".len();
+        let secret: String = started.body[at..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        assert_eq!(secret.len(), 32);
+        let wrong = ada.post(&format!("{base}/account/second-factor/enable"), &[("csrf", &csrf), ("secret", &secret), ("code", "000000")]).await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let code = current_code(&secret);
+        let on = ada.post(&format!("{base}/account/second-factor/enable"), &[("csrf", &csrf), ("secret", &secret), ("code", &code)]).await;
+        assert_eq!(on.status, StatusCode::SEE_OTHER, "{}", on.body);
+        assert!(ada.get(&format!("{base}/account")).await.body.contains("On:"));
+
+        // Signing in now takes the password and then a code.
+        let mut again = Visitor::new(app, &t.id);
+        again.base = base.clone();
+        let form = again.get(&format!("{base}/sign-in")).await;
+        let pre = Visitor::csrf(&form);
+        let step_one = again.post(&format!("{base}/sign-in"), &[("csrf", &pre), ("email", "ada@acme.example"), ("password", "staff password 1")]).await;
+        assert_eq!(step_one.status, StatusCode::OK);
+        assert!(step_one.body.contains("Enter your code"));
+        assert!(again.session_cookie().is_none(), "no session before the code");
+        assert_eq!(again.get(&base).await.status, StatusCode::SEE_OTHER, "the pending sign-in opens nothing");
+        let bad = again.post(&format!("{base}/sign-in/code"), &[("csrf", &pre), ("code", "123456")]).await;
+        assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+        // The step used to turn it on is spent; the next step's code is accepted (one step of skew).
+        let next = code_at_offset(&secret, 1);
+        let step_two = again.post(&format!("{base}/sign-in/code"), &[("csrf", &pre), ("code", &next)]).await;
+        assert_eq!(step_two.status, StatusCode::SEE_OTHER, "{}", step_two.body);
+        let code = next;
+        assert_eq!(again.get(&base).await.status, StatusCode::OK, "signed in");
+        // A code works once: replaying it in a new sign-in is refused.
+        let mut replay = Visitor::new(app, &t.id);
+        replay.base = base.clone();
+        let form = replay.get(&format!("{base}/sign-in")).await;
+        let pre = Visitor::csrf(&form);
+        replay.post(&format!("{base}/sign-in"), &[("csrf", &pre), ("email", "ada@acme.example"), ("password", "staff password 1")]).await;
+        let replayed = replay.post(&format!("{base}/sign-in/code"), &[("csrf", &pre), ("code", &code)]).await;
+        assert_eq!(replayed.status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+/// The code `offset` steps from now.
+fn code_at_offset(secret: &str, offset: i64) -> String {
+    use entitle_server::domain::totp;
+    let bytes = totp::base32_decode(secret).unwrap();
+    format!(
+        "{:06}",
+        totp::code_at_step(&bytes, totp::step_of(chrono::Utc::now().timestamp()) + offset)
+    )
+}
