@@ -99,3 +99,68 @@ pub async fn search(store: &Store, ctx: &Ctx, q: &str) -> ServiceResult<Vec<Hit>
     }
     Ok(hits)
 }
+
+/// Samples seats in use for every tenant into today's row (the housekeeping worker calls it).
+pub async fn sample_seats(store: &Store, now: chrono::DateTime<chrono::Utc>) -> ServiceResult<usize> {
+    let totals = db::seat_totals(&mut *store.read().await?).await?;
+    let day = crate::domain::usage::day_start_millis(crate::domain::usage::day_of(now));
+    let mut conn = store.write_conn().await?;
+    for (tenant_id, used, licensed) in &totals {
+        db::record_seat_sample(&mut conn, tenant_id, day, *used, *licensed).await?;
+    }
+    Ok(totals.len())
+}
+
+/// Seats in use across the tenant per day for the last 30 days, as sampled; days without a
+/// sample carry the last one forward.
+pub async fn seats_over_time(store: &Store, ctx: &Ctx) -> ServiceResult<Vec<crate::domain::usage::SeatDay>> {
+    use crate::domain::usage::{day_from_millis, day_of, SeatDay};
+    let today = day_of(ctx.now);
+    let first = today.checked_sub_days(chrono::Days::new(29)).unwrap_or(today);
+    let rows = db::seat_days(
+        &mut *store.read().await?,
+        &ctx.tenant_id,
+        crate::domain::usage::day_start_millis(first),
+    )
+    .await?;
+    let mut sampled = rows.iter().filter_map(|(day, min, max, end, licensed)| {
+        day_from_millis(*day).map(|day| (day, (*min, *max, *end, *licensed)))
+    });
+    let mut next = sampled.next();
+    let mut last: Option<(i64, i64)> = None;
+    let mut days = Vec::new();
+    let mut day = first;
+    while day <= today {
+        match next {
+            Some((at, (min, max, end, licensed))) if at == day => {
+                days.push(SeatDay {
+                    day,
+                    seats_min: min,
+                    seats_max: max,
+                    seats_end: end,
+                    licensed,
+                    overdraft: Some(0),
+                });
+                last = Some((end, licensed));
+                next = sampled.next();
+            }
+            _ => {
+                if let Some((end, licensed)) = last {
+                    days.push(SeatDay {
+                        day,
+                        seats_min: end,
+                        seats_max: end,
+                        seats_end: end,
+                        licensed,
+                        overdraft: Some(0),
+                    });
+                }
+            }
+        }
+        match day.succ_opt() {
+            Some(following) => day = following,
+            None => break,
+        }
+    }
+    Ok(days)
+}

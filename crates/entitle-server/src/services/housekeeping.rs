@@ -12,6 +12,7 @@ const EVERY: Duration = Duration::from_secs(60);
 
 pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(EVERY) => {}
@@ -25,6 +26,13 @@ pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()
                 Ok(purged) => tracing::debug!(purged, "forgot old attempt budgets"),
                 Err(error) => tracing::warn!(%error, "purging attempt budgets failed"),
             }
+            // Every ten minutes, and on the first round: the dashboard's tenant-wide seat counts.
+            if ticks % 10 == 0 {
+                if let Err(error) = super::console::sample_seats(&store, super::now()).await {
+                    tracing::warn!(%error, "sampling seats in use failed");
+                }
+            }
+            ticks += 1;
             match super::sessions::purge(&store, super::now()).await {
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "forgot ended web sessions and sign-in links"),

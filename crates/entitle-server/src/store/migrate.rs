@@ -25,6 +25,7 @@ const PORTAL: &str = include_str!("../../migrations/common/0010_portal.sql");
 const BRANDING: &str = include_str!("../../migrations/common/0011_branding.sql");
 const STAFF: &str = include_str!("../../migrations/common/0012_staff.sql");
 const STAFF_TOTP: &str = include_str!("../../migrations/common/0014_staff_totp.sql");
+const TENANT_SEAT_DAYS: &str = include_str!("../../migrations/common/0016_tenant_seat_days.sql");
 const DELIVERIES_BY_ORDER: &str = include_str!("../../migrations/common/0015_deliveries_by_order.sql");
 
 const MIGRATIONS: &[Migration] = &[
@@ -117,6 +118,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "deliveries_by_order",
         sqlite: DELIVERIES_BY_ORDER,
         postgres: DELIVERIES_BY_ORDER,
+    },
+    Migration {
+        version: 16,
+        name: "tenant_seat_days",
+        sqlite: TENANT_SEAT_DAYS,
+        postgres: TENANT_SEAT_DAYS,
     },
 ];
 

@@ -504,9 +504,11 @@ async fn dashboard(State(app): State<AppState>, ApiPath(tenant): ApiPath<String>
         for id in &numbers.expiring {
             expiring.push(row(&services::entitlements::get(&app.store, &ctx, id).await?));
         }
+        let seats = services::console::seats_over_time(&app.store, &ctx).await?;
+        let chart = (!seats.is_empty()).then(|| super::chart::seats_svg("Seats in use across all customers", &seats));
         Ok::<_, ServiceError>(json!({"today": numbers.purchases_today, "week": numbers.purchases_week,
             "deliveries": numbers.deliveries_needing_attention, "failed_mails": numbers.failed_mails,
-            "expiring": expiring}))
+            "expiring": expiring, "seats_chart": chart}))
     }
     .await;
     match numbers {
