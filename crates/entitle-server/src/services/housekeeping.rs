@@ -27,7 +27,7 @@ pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()
                 Err(error) => tracing::warn!(%error, "purging attempt budgets failed"),
             }
             // Every ten minutes, and on the first round: the dashboard's tenant-wide seat counts.
-            if ticks % 10 == 0 {
+            if ticks.is_multiple_of(10) {
                 if let Err(error) = super::console::sample_seats(&store, super::now()).await {
                     tracing::warn!(%error, "sampling seats in use failed");
                 }
