@@ -715,6 +715,15 @@ async fn entitlement_page(app: &AppState, session: &StaffSession, id: &str) -> R
         json!({"name": "Concurrency", "field": "concurrency_mode", "value": serde_json::to_value(view.concurrency_mode).unwrap_or_default()}),
         json!({"name": "Overdraft", "field": "overdraft", "value": serde_json::to_value(view.overdraft).unwrap_or_default().to_string()}),
     ];
+    let limits: Vec<Value> = view
+        .features
+        .iter()
+        .filter(|f| f.enabled && f.kind != crate::domain::FeatureKind::Bool)
+        .map(|f| {
+            json!({"key": f.key.as_str(), "limit": f.limit, "overdraft": f.overdraft,
+                        "own": overridden.contains(&format!("features.{}", f.key.as_str()).as_str())})
+        })
+        .collect();
     for f in &view.features {
         let limit = f.limit.map_or_else(|| "unlimited".to_owned(), |l| l.to_string());
         values.push(
@@ -761,6 +770,7 @@ async fn entitlement_page(app: &AppState, session: &StaffSession, id: &str) -> R
         "values": values,
         "overridden": !overridden.is_empty(),
         "can_act": staff_allows(session.member.role, Permission::ManageEntitlements),
+        "limits": limits,
         "seats": seats,
         "log": log,
         "mails": mails,
@@ -818,6 +828,24 @@ fn override_patch(fields: &HashMap<String, String>) -> Result<services::entitlem
             .parse()
             .map_err(|_| "The seat count must be a whole number.".to_owned())?;
         patch.insert("seat_count".into(), json!(count));
+    }
+    let features: Vec<Value> = fields
+        .iter()
+        .filter_map(|(name, value)| {
+            let key = name.strip_prefix("limit.")?;
+            let value = value.trim();
+            (!value.is_empty()).then(|| (key.to_owned(), value.to_owned()))
+        })
+        .map(|(key, value)| {
+            let limit: i64 = value
+                .parse()
+                .map_err(|_| format!("The limit of {key} must be a whole number."))?;
+            let overdraft = field(fields, &format!("overdraft.{key}")).parse::<i64>().unwrap_or(0);
+            Ok(json!({"key": key, "limit": limit, "overdraft": overdraft}))
+        })
+        .collect::<Result<_, String>>()?;
+    if !features.is_empty() {
+        patch.insert("features".into(), Value::Array(features));
     }
     let expiry = field(fields, "expires_on").trim();
     if !expiry.is_empty() {

@@ -137,6 +137,14 @@ backend_test! {
         assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
         let after = app.fetch(&t.key, &format!("/api/v1/entitlements/{id}")).await;
         assert_eq!(after["seat_count"], 12);
+        let limits = support
+            .post(&format!("{base}/entitlements/{id}/override"), &[("csrf", &csrf), ("limit.renders", "250"), ("overdraft.renders", "10")])
+            .await;
+        assert_eq!(limits.status, StatusCode::SEE_OTHER, "{}", limits.body);
+        let with_limit = app.fetch(&t.key, &format!("/api/v1/entitlements/{id}")).await;
+        let renders = with_limit["features"].as_array().unwrap().iter().find(|f| f["key"] == "renders").unwrap().clone();
+        assert_eq!(renders["limit"], 250);
+        assert_eq!(renders["overridden"], true);
         assert!(time(&after["expires_at"]) > time(&before["expires_at"]), "renewed");
         let page = support.get(&format!("{base}/entitlements/{id}?done=override")).await;
         assert!(page.body.contains("overridden"));
