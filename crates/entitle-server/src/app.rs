@@ -24,7 +24,6 @@ use crate::api::extract::ClientIp;
 use crate::config::Config;
 use crate::domain::ids;
 use crate::mail::{DeliverySettings, Transport};
-use crate::metrics::Metrics;
 use crate::server::ConnectionLimits;
 use crate::services::commerce::Storefronts;
 use crate::services::lease_writer::LeaseWriter;
@@ -41,7 +40,6 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
     pub keys: Arc<KeyRing>,
     /// Admits credential attempts (activation codes, passwords) against their budgets.
@@ -56,6 +54,8 @@ pub struct AppState {
 /// A bound, ready-to-run server. Tests build it on port 0 and read the port back.
 pub struct Application {
     listener: TcpListener,
+    /// The separate `GET /metrics` listener, when `metrics_listen` is set.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -113,6 +113,17 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            Some(address) => {
+                // Installed before any request so nothing recorded is lost.
+                crate::metrics::handle();
+                let listener = TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {address}"))?;
+                Some(listener)
+            }
+            None => None,
+        };
         let mut config = config;
         if config.public_url == format!("http://{}", config.listen) {
             // The derived default names the address actually bound (port 0 becomes the real port).
@@ -122,9 +133,9 @@ impl Application {
         let storefronts = Arc::new(storefronts(&config)?);
         Ok(Application {
             listener,
+            metrics_listener,
             state: AppState {
                 store: store.clone(),
-                metrics: Arc::new(Metrics::default()),
                 config: Arc::new(config),
                 keys: Arc::new(KeyRing::default()),
                 attempts: Arc::default(),
@@ -143,6 +154,13 @@ impl Application {
         self.local_addr().port()
     }
 
+    /// Where the metrics listener is bound, if it is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
     pub fn store(&self) -> &Store {
         &self.state.store
     }
@@ -150,7 +168,11 @@ impl Application {
     /// Serves until `shutdown` completes, then finishes in-flight requests, stops the mail worker
     /// (after the mail it is sending) and closes the store.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, state } = self;
+        let Application {
+            listener,
+            metrics_listener,
+            state,
+        } = self;
         let store = state.store.clone();
         let smtp_url = state.config.smtp_url.as_ref().map(|url| url.expose_secret().to_owned());
         let transport = Transport::from_settings(smtp_url.as_deref(), state.config.mail_dir())?;
@@ -171,8 +193,32 @@ impl Application {
             shutdown_grace: state.config.shutdown_grace,
         };
         let housekeeping = crate::services::housekeeping::spawn(store.clone(), worker_stopped_housekeeping);
+        // The metrics listener stops with the main one; scrapes are quick, so it gets a few
+        // connections and a short grace.
+        let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
+        let metrics_server = metrics_listener.map(|metrics_listener| {
+            let metrics_limits = ConnectionLimits {
+                max_connections: METRICS_MAX_CONNECTIONS,
+                shutdown_grace: limits.shutdown_grace.min(std::time::Duration::from_secs(1)),
+                ..limits
+            };
+            let mut stopped = metrics_stopped;
+            let stopping = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            tokio::spawn(crate::server::serve(
+                metrics_listener,
+                crate::metrics::router(state.clone()),
+                metrics_limits,
+                stopping,
+            ))
+        });
         let app = router(state);
         crate::server::serve(listener, app, limits, shutdown).await;
+        let _ = stop_metrics.send(true);
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
         let _ = stop_worker.send(true);
         let _ = worker.await;
         let _ = housekeeping.await;
@@ -180,6 +226,9 @@ impl Application {
         Ok(())
     }
 }
+
+/// Open connections at most on the metrics listener (scrapers are few).
+const METRICS_MAX_CONNECTIONS: usize = 16;
 
 /// The longest client-supplied `x-request-id` echoed; longer or odd ones are replaced by our own.
 const MAX_REQUEST_ID: usize = 64;
@@ -253,7 +302,7 @@ async fn refuse_oversized(request: Request<Body>, next: Next) -> Response {
 }
 
 pub fn router(state: AppState) -> Router {
-    let metrics = axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track);
+    let metrics = axum::middleware::from_fn(crate::metrics::track);
     let front_door = axum::middleware::from_fn_with_state(state.clone(), front_door);
     let request_timeout = state.config.request_timeout;
     crate::api::router(state)

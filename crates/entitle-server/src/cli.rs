@@ -18,6 +18,9 @@ pub struct Cli {
     /// A TOML file with settings (flags and environment variables win over it).
     #[arg(long, env = "ENTITLE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
+    /// How log lines are written: `text`, or `json` (one object a line).
+    #[arg(long, env = "ENTITLE_LOG_FORMAT", global = true, value_enum, default_value_t)]
+    pub log_format: crate::telemetry::LogFormat,
     #[command(flatten)]
     pub settings: ConfigLayer,
     #[command(subcommand)]

@@ -20,6 +20,9 @@ pub struct ConfigLayer {
     /// Address to listen on.
     #[arg(long, env = "ENTITLE_LISTEN", global = true)]
     pub listen: Option<SocketAddr>,
+    /// Address of a separate listener answering `GET /metrics` (Prometheus text); off unless set.
+    #[arg(long, env = "ENTITLE_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory for the SQLite database and mail files.
     #[arg(long, env = "ENTITLE_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
@@ -78,6 +81,7 @@ impl ConfigLayer {
     fn over(self, lower: ConfigLayer) -> ConfigLayer {
         ConfigLayer {
             listen: self.listen.or(lower.listen),
+            metrics_listen: self.metrics_listen.or(lower.metrics_listen),
             data_dir: self.data_dir.or(lower.data_dir),
             database_url: self.database_url.or(lower.database_url),
             public_url: self.public_url.or(lower.public_url),
@@ -103,6 +107,8 @@ impl ConfigLayer {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// `None`: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     /// May hold a password: redacted in `Debug`.
     pub database_url: SecretString,
@@ -173,6 +179,7 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("mail_sender_domains: {e}"))?;
         Ok(Config {
             listen,
+            metrics_listen: layer.metrics_listen,
             data_dir,
             database_url: SecretString::from(database_url),
             public_url,

@@ -31,7 +31,9 @@ pub async fn receive(
     body: Bytes,
 ) -> ApiResult<Response> {
     let now = crate::services::now();
-    let outcome = commerce::receive(&app.store, &app.mail, &app.storefronts, &id, &headers, &body, now).await;
+    let (provider, outcome) =
+        commerce::receive(&app.store, &app.mail, &app.storefronts, &id, &headers, &body, now).await;
+    count_delivery(provider.map_or("unknown", |p| p.as_str()), &outcome);
     match outcome {
         // A batch partly processed: 202 with the processed event ids, one per line, so FastSpring
         // resends only the others.
@@ -67,6 +69,32 @@ pub async fn receive(
             Err(ApiError::new(StatusCode::BAD_REQUEST, "unreadable_delivery", detail))
         }
         Err(DeliveryError::Internal(error)) => Err(error.into()),
+    }
+}
+
+/// Counts a delivery by provider and outcome: each event's stored outcome, `failed` for events of
+/// a batch to be sent again, or why the delivery as a whole was refused.
+fn count_delivery(provider: &'static str, outcome: &Result<Receipt, DeliveryError>) {
+    match outcome {
+        Ok(receipt) => {
+            for delivery in &receipt.deliveries {
+                crate::metrics::delivery(provider, &delivery.outcome);
+            }
+            for _ in &receipt.unprocessed {
+                crate::metrics::delivery(provider, "failed");
+            }
+        }
+        Err(error) => {
+            let outcome = match error {
+                DeliveryError::UnknownConnection => "unknown_connection",
+                DeliveryError::Rejected(Rejection::Stale) => "stale",
+                DeliveryError::Rejected(_) => "rejected",
+                DeliveryError::Limited { .. } => "rate_limited",
+                DeliveryError::Unreadable(_) => "unreadable",
+                DeliveryError::Internal(_) => "error",
+            };
+            crate::metrics::delivery(provider, outcome);
+        }
     }
 }
 

@@ -80,6 +80,7 @@ fn denial_response(keys: Option<&TenantKeys>, error: LicensingError, nonce: Opti
             message,
         ),
         LicensingError::Internal(ServiceError::Busy { retry_after_seconds }) => {
+            crate::metrics::denial(Denial::ServerBusy.code());
             let body = DenialBody {
                 error: DenialDetail {
                     code: Denial::ServerBusy.code().to_owned(),
@@ -93,6 +94,7 @@ fn denial_response(keys: Option<&TenantKeys>, error: LicensingError, nonce: Opti
         }
         LicensingError::Internal(error) => return ApiError::from(error).into_response(),
     };
+    crate::metrics::denial(&code);
     let body = DenialBody {
         error: DenialDetail { code, message },
         nonce,
@@ -193,6 +195,7 @@ pub async fn activate(State(app): State<AppState>, ClientIp(ip): ClientIp, body:
     };
     match guarded_activation(&app, ip, &request, Mode::Online).await {
         Ok((activated, keys)) => {
+            crate::metrics::activation("online");
             let body = ActivateResponse {
                 activation_id: activated.activation_id,
                 activation_secret: activated.secret,
@@ -412,6 +415,7 @@ pub async fn offline_activate(State(app): State<AppState>, ClientIp(ip): ClientI
     };
     match guarded_activation(&app, ip, &activate, Mode::Offline).await {
         Ok((activated, keys)) => {
+            crate::metrics::activation("offline");
             let token = keys.signer.sign_compact(&to_bytes(&activated.lease.claims));
             let body = OfflineActivation {
                 activation_id: activated.activation_id,

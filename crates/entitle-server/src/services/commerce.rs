@@ -605,6 +605,8 @@ fn purge_rejected_now_and_then(store: &Store, storefronts: &std::sync::Arc<Store
 }
 
 /// `POST /commerce/v1/{connection}`: verify, then apply every event of the delivery.
+///
+/// Also returns the connection's provider (`None` when the connection is unknown), for metrics.
 pub async fn receive(
     store: &Store,
     settings: &MailSettings,
@@ -613,12 +615,36 @@ pub async fn receive(
     headers: &HeaderMap,
     body: &[u8],
     now: DateTime<Utc>,
-) -> Result<Receipt, DeliveryError> {
-    let connection = db::connection_by_id(&mut *store.read().await?, connection_id)
-        .await?
-        .ok_or(DeliveryError::UnknownConnection)?;
+) -> (Option<Provider>, Result<Receipt, DeliveryError>) {
+    let connection = match connection_by_id(store, connection_id).await {
+        Ok(connection) => connection,
+        Err(error) => return (None, Err(error)),
+    };
     purge_rejected_now_and_then(store, storefronts, now);
-    let provider = Provider::parse(&connection.provider).ok_or(DeliveryError::UnknownConnection)?;
+    let Some(provider) = Provider::parse(&connection.provider) else {
+        return (None, Err(DeliveryError::UnknownConnection));
+    };
+    let outcome = receive_for(store, settings, storefronts, &connection, provider, headers, body, now).await;
+    (Some(provider), outcome)
+}
+
+async fn connection_by_id(store: &Store, connection_id: &str) -> Result<Connection, DeliveryError> {
+    db::connection_by_id(&mut *store.read().await?, connection_id)
+        .await?
+        .ok_or(DeliveryError::UnknownConnection)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn receive_for(
+    store: &Store,
+    settings: &MailSettings,
+    storefronts: &std::sync::Arc<Storefronts>,
+    connection: &Connection,
+    provider: Provider,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Receipt, DeliveryError> {
     let verification = Verification {
         headers,
         body,
@@ -636,13 +662,13 @@ pub async fn receive(
             return Err(DeliveryError::Limited { retry_after });
         }
         guard.record_forged(&connection.id);
-        store_rejection(store, guard, &connection, kept, body, &rejection, now).await?;
+        store_rejection(store, guard, connection, kept, body, &rejection, now).await?;
         return Err(DeliveryError::Rejected(rejection));
     }
     let events = match provider.parse_delivery(headers, body) {
         Ok(events) => events,
         Err(error) => {
-            let mut record = delivery_record(&connection, kept, body, now);
+            let mut record = delivery_record(connection, kept, body, now);
             record.outcome = "unreadable".into();
             record.detail = Some(error.to_string());
             store_delivery(store, &record).await?;
@@ -654,11 +680,11 @@ pub async fn receive(
     let mut unprocessed = Vec::new();
     for mut event in events {
         let event_id = event.event_id.clone();
-        let mut record = delivery_record(&connection, kept.clone(), body, now);
-        if let Err(problem) = complete(&storefronts.api, &connection, provider, &mut event).await {
+        let mut record = delivery_record(connection, kept.clone(), body, now);
+        if let Err(problem) = complete(&storefronts.api, connection, provider, &mut event).await {
             record.detail = Some(problem);
         }
-        match apply(store, settings, &connection, event, record, now).await {
+        match apply(store, settings, connection, event, record, now).await {
             Ok(delivery) => deliveries.push(delivery),
             // In a batch, one event's failure must not cost the others their acknowledgement.
             Err(DeliveryError::Internal(error)) if batch => {

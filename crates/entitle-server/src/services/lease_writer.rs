@@ -52,6 +52,7 @@ impl LeaseWriter {
 async fn run(store: Store, mut receiver: mpsc::Receiver<(Extension, Reply)>) {
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        crate::metrics::lease_batch(batch.len());
         match write(&store, &batch).await {
             Ok(live) => {
                 for ((_, reply), live) in batch.drain(..).zip(live) {

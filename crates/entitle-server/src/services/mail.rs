@@ -532,3 +532,21 @@ pub async fn set_password_with_link(store: &Store, token: &str, password: String
     tx.commit().await?;
     Ok(())
 }
+
+/// The outbox as metrics see it.
+pub struct QueueStats {
+    pub queued: i64,
+    /// How long the oldest waiting mail has waited (0 when none waits).
+    pub oldest_age_seconds: f64,
+}
+
+pub async fn queue_stats(store: &Store) -> ServiceResult<QueueStats> {
+    let depth = db::queue_depth(&mut *store.read().await?).await?;
+    let oldest_age_seconds = depth
+        .oldest_created_at
+        .map_or(0.0, |at| (super::now() - at).num_milliseconds().max(0) as f64 / 1000.0);
+    Ok(QueueStats {
+        queued: depth.queued,
+        oldest_age_seconds,
+    })
+}

@@ -202,6 +202,24 @@ pub async fn next_due(conn: &mut AnyConnection) -> StoreResult<Option<DateTime<U
     row.opt_time("due")
 }
 
+/// Mail waiting to go out (queued or being sent), across tenants, for metrics.
+pub struct QueueDepth {
+    pub queued: i64,
+    pub oldest_created_at: Option<DateTime<Utc>>,
+}
+
+pub async fn queue_depth(conn: &mut AnyConnection) -> StoreResult<QueueDepth> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS queued, MIN(created_at) AS oldest FROM mail_outbox WHERE status IN ('queued', 'sending')",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(QueueDepth {
+        queued: row.int("queued")?,
+        oldest_created_at: row.opt_time("oldest")?,
+    })
+}
+
 pub struct MailFilter<'a> {
     pub entitlement_id: Option<&'a str>,
     pub customer_id: Option<&'a str>,

@@ -187,9 +187,28 @@ impl Store {
         self.write.close().await;
     }
 
+    /// Open and idle connections of each pool, for metrics (one pool on PostgreSQL).
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        let stats = |name, pool: &AnyPool| PoolStats {
+            name,
+            size: pool.size(),
+            idle: pool.num_idle(),
+        };
+        match self.backend {
+            Backend::Postgres => vec![stats("main", &self.read)],
+            Backend::Sqlite => vec![stats("read", &self.read), stats("write", &self.write)],
+        }
+    }
+
     pub async fn write_conn(&self) -> StoreResult<PoolConnection<Any>> {
         Ok(self.write.acquire().await?)
     }
+}
+
+pub struct PoolStats {
+    pub name: &'static str,
+    pub size: u32,
+    pub idle: usize,
 }
 
 pub(crate) fn millis(at: DateTime<Utc>) -> i64 {

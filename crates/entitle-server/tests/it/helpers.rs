@@ -130,6 +130,8 @@ pub async fn drop_postgres(name: &str) {
 
 pub struct TestApp {
     pub base: String,
+    /// The metrics listener's base URL, when `metrics_listen` was set.
+    pub metrics_base: Option<String>,
     pub client: reqwest::Client,
     pub store: Store,
     pub backend: Backend,
@@ -204,6 +206,7 @@ impl TestApp {
         let config = Config::from_layer(layer).unwrap();
         let app = Application::build(config).await.expect("build the application");
         let base = format!("http://{}", app.local_addr());
+        let metrics_base = app.metrics_addr().map(|addr| format!("http://{addr}"));
         let store = app.store().clone();
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(app.run_until(async {
@@ -211,6 +214,7 @@ impl TestApp {
         }));
         TestApp {
             base,
+            metrics_base,
             client: reqwest::Client::new(),
             store,
             backend,

@@ -2,24 +2,127 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::collections::BTreeSet;
 
-use crate::helpers::{backend_test, Backend, TestApp};
+use crate::helpers::{backend_test, configured_backend_test, entitle, seed_catalogue, Backend, TestApp};
+
+/// Scrapes the metrics listener.
+async fn scrape(app: &TestApp) -> String {
+    let base = app.metrics_base.as_deref().expect("the metrics listener is on");
+    let response = app.client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    response.text().await.unwrap()
+}
+
+/// The value of the sample whose name and labels are exactly `series` (0 when absent). The
+/// recorder is process-wide, so tests running in parallel add to the same series: compare
+/// before and after rather than expecting exact totals.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
+/// Whether some sample's name is `name` and its labels include every one of `labels`.
+fn has_series(text: &str, name: &str, labels: &[&str]) -> bool {
+    text.lines().any(|line| {
+        line.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('{'))
+            .is_some_and(|rest| labels.iter().all(|label| rest.contains(label)))
+    })
+}
 
 backend_test! {
-    async fn health_readiness_metrics_and_request_ids(app) {
+    async fn health_readiness_and_request_ids(app) {
         let health = app.request(Method::GET, None, "/healthz", None).await;
         assert_eq!(health.status, StatusCode::OK);
         let ready = app.request(Method::GET, None, "/readyz", None).await;
         assert_eq!(ready.status, StatusCode::OK);
         let request_id = health.headers.get("x-request-id").unwrap().to_str().unwrap();
         assert!(request_id.starts_with("req_"));
+    }
+}
 
+backend_test! {
+    async fn metrics_are_off_by_default_and_never_on_the_public_listener(app) {
+        assert!(app.metrics_base.is_none(), "no metrics listener unless metrics_listen is set");
+        let public = app.request(Method::GET, None, "/metrics", None).await;
+        assert_eq!(public.status, StatusCode::NOT_FOUND);
+    }
+}
+
+configured_backend_test! {
+    configure: |layer: &mut entitle_server::config::ConfigLayer| {
+        layer.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    },
+    async fn the_metrics_listener_answers_prometheus_text(app) {
+        // The public listener still has no /metrics when the metrics listener is on.
+        let public = app.request(Method::GET, None, "/metrics", None).await;
+        assert_eq!(public.status, StatusCode::NOT_FOUND);
+        let metrics_base = app.metrics_base.clone().unwrap();
+        assert_ne!(metrics_base, app.base);
+        let other = app.client.get(format!("{metrics_base}/healthz")).send().await.unwrap();
+        assert_eq!(other.status(), StatusCode::NOT_FOUND, "the metrics listener serves only /metrics");
+
+        let before = scrape(app).await;
         let t = app.tenant("Acme").await;
+        let c = seed_catalogue(app, &t.key).await;
+        let e = entitle(app, &t.key, &c.customer_id, "BASIC-M", 1).await;
         app.fetch(&t.key, "/api/v1/products").await;
         app.get(&t.key, "/api/v1/products/prd_missing").await;
-        let metrics = app.request(Method::GET, None, "/metrics", None).await;
-        let text = metrics.body.as_str().unwrap();
-        assert!(text.contains(r#"entitle_http_requests_total{method="GET",route="/api/v1/products",status="200"} 1"#), "{text}");
-        assert!(text.contains(r#"route="/api/v1/products/{id}",status="404"} 1"#), "labels use the route template: {text}");
+        let activate = |seat: &str| {
+            json!({"tenant": t.id, "product": c.product_id, "activation_code": e["activation_code"],
+                   "seat_id": seat, "seat_name": seat, "nonce": format!("nonce-{seat}")})
+        };
+        let first = app.licensing(Method::POST, "/licensing/v1/activate", None, "", Some(activate("one"))).await;
+        assert_eq!(first.status, StatusCode::OK);
+        let second = app.licensing(Method::POST, "/licensing/v1/activate", None, "", Some(activate("two"))).await;
+        assert_eq!(second.body["error"]["code"], "seat_limit_reached");
+        let secret = first.body["activation_secret"].as_str().unwrap();
+        let refreshed = app
+            .licensing(Method::POST, "/licensing/v1/activation/refresh", Some(secret), "n-refresh", None)
+            .await;
+        assert_eq!(refreshed.status, StatusCode::OK);
+        let unknown = app.request(Method::POST, None, "/commerce/v1/sfc_missing", Some(json!({}))).await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+        let connection = app
+            .create(&t.key, "/api/v1/storefront-connections",
+                    json!({"provider": "generic", "name": "Shop", "secrets": ["shop-secret-123"]}))
+            .await;
+        let forged = app
+            .request(Method::POST, None, &format!("/commerce/v1/{}", connection["id"].as_str().unwrap()),
+                     Some(json!({"id": "evt_1"})))
+            .await;
+        assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+
+        let after = scrape(app).await;
+        // Request durations: a histogram labelled by route template, never by raw path.
+        assert!(after.contains("# TYPE entitle_http_request_duration_seconds histogram"), "{after}");
+        let products = r#"entitle_http_request_duration_seconds_count{method="GET",route="/api/v1/products",status="200"}"#;
+        assert!(sample(&after, products) >= sample(&before, products) + 1.0, "{after}");
+        let missing = r#"entitle_http_request_duration_seconds_count{method="GET",route="/api/v1/products/{id}",status="404"}"#;
+        assert!(sample(&after, missing) >= sample(&before, missing) + 1.0, "{after}");
+        assert!(has_series(&after, "entitle_http_request_duration_seconds_bucket",
+                           &[r#"route="/api/v1/products""#, r#"le="0.005""#]), "{after}");
+        assert!(!after.contains("prd_missing"), "raw paths never become labels");
+        // Licensing answers.
+        let online = r#"entitle_licensing_activations_total{mode="online"}"#;
+        assert!(sample(&after, online) >= sample(&before, online) + 1.0, "{after}");
+        let denied = r#"entitle_licensing_denials_total{code="seat_limit_reached"}"#;
+        assert!(sample(&after, denied) >= sample(&before, denied) + 1.0, "{after}");
+        // Storefront deliveries by provider and outcome.
+        let rejected = r#"entitle_storefront_deliveries_total{provider="generic",outcome="rejected"}"#;
+        assert!(sample(&after, rejected) >= sample(&before, rejected) + 1.0, "{after}");
+        let unknown = r#"entitle_storefront_deliveries_total{provider="unknown",outcome="unknown_connection"}"#;
+        assert!(sample(&after, unknown) >= sample(&before, unknown) + 1.0, "{after}");
+        // The refresh went through the lease writer.
+        assert!(sample(&after, "entitle_lease_writer_batch_size_count") >= 1.0, "{after}");
+        // Read at scrape time: pools and the mail queue.
+        let pool = match app.backend { Backend::Sqlite => r#"pool="write""#, Backend::Postgres => r#"pool="main""# };
+        assert!(has_series(&after, "entitle_db_pool_connections", &[pool]), "{after}");
+        assert!(has_series(&after, "entitle_db_pool_idle_connections", &[pool]), "{after}");
+        assert!(after.lines().any(|l| l.starts_with("entitle_mail_queued ")), "{after}");
+        assert!(after.lines().any(|l| l.starts_with("entitle_mail_oldest_queued_age_seconds ")), "{after}");
     }
 }
 
