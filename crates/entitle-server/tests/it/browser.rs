@@ -153,6 +153,32 @@ impl Browser {
         }
     }
 
+    /// Waits (up to 10 s) until the element matching `css` reads `expected`, reading through
+    /// navigations a click started; panics with what it read last.
+    pub async fn wait_for(&self, css: &str, expected: &str) {
+        let script = "const e = document.querySelector(arguments[0]); return e ? e.innerText.trim() : null;";
+        let mut last = Value::Null;
+        for _ in 0..100 {
+            let response = self
+                .http
+                .post(format!("{}/execute/sync", self.session))
+                .json(&json!({"script": script, "args": [css]}))
+                .send()
+                .await;
+            if let Ok(response) = response {
+                if response.status() == StatusCode::OK {
+                    let body: Value = response.json().await.unwrap_or_default();
+                    last = body["value"].clone();
+                    if last.as_str() == Some(expected) {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} never read {expected:?}; last read {last}");
+    }
+
     async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         self.call(method, &format!("{}{path}", self.session), body).await
     }
@@ -416,11 +442,11 @@ backend_test! {
         browser.fill("input[name=password]", "correct horse battery").await;
         browser.fill("input[name=confirm]", "correct horse battery staple").await;
         browser.find("button[type=submit]").await.click().await;
-        assert_eq!(browser.text("[role=alert]").await, "The two passwords differ.");
+        browser.wait_for("[role=alert]", "The two passwords differ.").await;
         browser.fill("input[name=password]", "correct horse battery").await;
         browser.fill("input[name=confirm]", "correct horse battery").await;
         browser.find("button[type=submit]").await.click().await;
-        assert_eq!(browser.text("h1").await, "Password set");
+        browser.wait_for("h1", "Password set").await;
         browser.quit().await;
     }
 }
