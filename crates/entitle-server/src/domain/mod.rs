@@ -6,6 +6,7 @@ pub mod catalogue;
 pub mod codes;
 pub mod entitlement;
 pub mod ids;
+pub mod idempotency;
 pub mod interval;
 pub mod keys;
 pub mod licensing;
