@@ -33,7 +33,11 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
     let Some(raw) = request.headers().get(&IDEMPOTENCY_KEY) else {
         return next.run(request).await;
     };
-    let key = match raw.to_str().map_err(|_| ()).and_then(|raw| IdempotencyKey::parse(raw).map_err(|_| ())) {
+    let key = match raw
+        .to_str()
+        .map_err(|_| ())
+        .and_then(|raw| IdempotencyKey::parse(raw).map_err(|_| ()))
+    {
         Ok(key) => key,
         Err(()) => {
             return ApiError::new(

@@ -180,7 +180,10 @@ fn document_idempotency_key(doc: &mut OpenApiDoc) {
             .into_iter()
             .flatten()
         {
-            operation.parameters.get_or_insert_with(Vec::new).push(parameter.clone());
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .push(parameter.clone());
         }
     }
 }
