@@ -9,6 +9,7 @@ mod crud;
 pub mod entitlements;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod licensing;
 pub mod mail;
 pub mod ops;
@@ -143,14 +144,59 @@ fn all_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every JSON endpoint.
 pub fn openapi() -> OpenApiDoc {
-    let (_, doc) = all_routes().split_for_parts();
+    let (_, mut doc) = all_routes().split_for_parts();
+    document_idempotency_key(&mut doc);
     doc
+}
+
+/// Adds the optional `Idempotency-Key` header to every management write. Done on the finished
+/// document because the header is honoured by middleware, not declared by each handler.
+fn document_idempotency_key(doc: &mut OpenApiDoc) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Required, Type};
+    let parameter = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Makes the request safe to retry: a retry of the same request (method, path, body) \
+             under the same key within 24 hours gets the first answer again (with \
+             `Idempotent-Replayed: true`) instead of running twice. The same key with another \
+             request: 422 `idempotency_key_reused`; while the first still runs: 409 \
+             `idempotency_key_in_progress`. 5xx answers are not kept.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(crate::domain::idempotency::MAX_KEY_LEN)),
+        ))
+        .build();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/api/v1/") {
+            continue;
+        }
+        for operation in [&mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
+            .into_iter()
+            .flatten()
+        {
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .push(parameter.clone());
+        }
+    }
 }
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = all_routes().split_for_parts();
+    let (api, mut doc) = all_routes().split_for_parts();
+    document_idempotency_key(&mut doc);
     let doc = Arc::new(doc);
+    let api = api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::idempotent,
+    ));
     api.route(
         "/api/v1/openapi.json",
         get(move || std::future::ready(Json(doc.as_ref().clone()))),

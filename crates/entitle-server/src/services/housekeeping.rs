@@ -1,5 +1,5 @@
 //! Periodic clean-up inside `serve`: forgets what is only kept for a while (attempt budgets,
-//! ended web sessions, used or expired sign-in links).
+//! ended web sessions, used or expired sign-in links, idempotency keys older than a day).
 //! Each round deletes in bounded batches so the writer is never held for long.
 
 use std::time::Duration;
@@ -37,6 +37,11 @@ pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "forgot ended web sessions and sign-in links"),
                 Err(error) => tracing::warn!(%error, "purging web sessions failed"),
+            }
+            match super::idempotency::purge(&store, super::now()).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "forgot old idempotency keys"),
+                Err(error) => tracing::warn!(%error, "purging idempotency keys failed"),
             }
         }
     })

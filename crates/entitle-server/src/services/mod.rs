@@ -13,6 +13,7 @@ pub mod entitlements;
 pub mod events;
 pub mod hashing;
 pub mod housekeeping;
+pub mod idempotency;
 pub mod lease_writer;
 pub mod licensing;
 pub mod mail;

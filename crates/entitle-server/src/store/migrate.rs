@@ -26,6 +26,7 @@ const BRANDING: &str = include_str!("../../migrations/common/0011_branding.sql")
 const STAFF: &str = include_str!("../../migrations/common/0012_staff.sql");
 const STAFF_TOTP: &str = include_str!("../../migrations/common/0014_staff_totp.sql");
 const TENANT_SEAT_DAYS: &str = include_str!("../../migrations/common/0016_tenant_seat_days.sql");
+const IDEMPOTENCY_KEYS: &str = include_str!("../../migrations/common/0017_idempotency_keys.sql");
 const DELIVERIES_BY_ORDER: &str = include_str!("../../migrations/common/0015_deliveries_by_order.sql");
 
 const MIGRATIONS: &[Migration] = &[
@@ -124,6 +125,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "tenant_seat_days",
         sqlite: TENANT_SEAT_DAYS,
         postgres: TENANT_SEAT_DAYS,
+    },
+    Migration {
+        version: 17,
+        name: "idempotency_keys",
+        sqlite: IDEMPOTENCY_KEYS,
+        postgres: IDEMPOTENCY_KEYS,
     },
 ];
 

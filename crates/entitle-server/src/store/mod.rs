@@ -14,6 +14,7 @@ pub mod console;
 pub mod customers;
 pub mod entitlements;
 pub mod events;
+pub mod idempotency;
 pub mod licensing;
 pub mod mail;
 pub mod portal;

@@ -19,6 +19,7 @@ mod console_storefronts;
 mod entitlements;
 mod events;
 mod hardening;
+mod idempotency;
 mod licensing;
 mod mail;
 mod mail_abuse;
