@@ -5,6 +5,7 @@ pub mod branding;
 pub mod catalogue;
 pub mod codes;
 pub mod entitlement;
+pub mod history;
 pub mod idempotency;
 pub mod ids;
 pub mod interval;

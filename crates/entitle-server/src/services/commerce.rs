@@ -1070,6 +1070,7 @@ async fn materialize(
             changed = true;
             existing = None;
         }
+        let is_new = existing.is_none();
         let mut entitlement = match existing {
             Some(e) => e,
             None => {
@@ -1111,11 +1112,19 @@ async fn materialize(
         if state.refunded && entitlement.disabled_at.is_none() {
             entitlement.disabled_at = Some(ctx.now);
         }
-        let diff = super::changes(&before, &entitlement.view(ctx.now));
+        let after = entitlement.view(ctx.now);
+        let diff = super::changes(&before, &after);
         if diff.as_object().is_some_and(|d| !d.is_empty()) {
+            // The history says what happened (renewed, refunded, offering changed…), not "updated".
+            // A new entitlement taking its order's dates in the same delivery is still its creation.
+            let action = if is_new {
+                "entitlement.updated"
+            } else {
+                crate::domain::history::storefront_action((&before).into(), (&after).into(), state.refunded, ctx.now)
+            };
             entitlement.updated_at = ctx.now;
             entitlements_db::update(conn, &ctx.tenant_id, &entitlement).await?;
-            record(conn, ctx, "entitlement.updated", "entitlement", &entitlement.id, diff).await?;
+            record(conn, ctx, action, "entitlement", &entitlement.id, diff).await?;
             changed = true;
         }
         objects.push(entitlement.id.clone());

@@ -56,3 +56,29 @@ backend_test! {
         assert_eq!(events["data"][0]["action"], "product.created");
     }
 }
+
+backend_test! {
+    async fn storefront_changes_say_what_happened(app) {
+        use crate::commerce::{connection, deliver, generic, order_entitlement};
+        let t = app.tenant("Acme").await;
+        seed_catalogue(app, &t.key).await;
+        let conn = connection(app, &t.key, "generic").await;
+        let start = chrono::Utc::now() - chrono::Duration::days(1);
+        let send = |n: u32, body: serde_json::Value| {
+            let conn = conn.clone();
+            async move {
+                let (status, _) = deliver(app, &conn, "generic", &format!("hist-{n}"), &body).await;
+                assert!(status.is_success());
+            }
+        };
+        send(1, generic("purchase", "sub-h", start, Some(("PRO-M", 1)), Some(start + chrono::Duration::days(30)), Some("h@b.example"))).await;
+        send(2, generic("renewal", "sub-h", start + chrono::Duration::hours(1), None, Some(start + chrono::Duration::days(60)), None)).await;
+        send(3, generic("refunded", "sub-h", start + chrono::Duration::hours(2), None, None, None)).await;
+        let e = order_entitlement(app, &t.key, "sub-h").await.unwrap();
+        let events = app.fetch(&t.key, &format!("/api/v1/events?object_id={}", e["id"].as_str().unwrap())).await;
+        let actions: Vec<&str> = events["data"].as_array().unwrap().iter().map(|ev| ev["action"].as_str().unwrap()).collect();
+        // The purchase creates the entitlement and gives it the order's period (one delivery).
+        assert_eq!(actions, ["entitlement.created", "entitlement.updated", "entitlement.renewed", "entitlement.refunded"], "{events}");
+        assert!(events["data"].as_array().unwrap().iter().all(|ev| ev["actor_kind"] == "storefront"));
+    }
+}
