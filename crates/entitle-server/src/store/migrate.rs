@@ -158,17 +158,24 @@ async fn apply_pending(backend: Backend, conn: &mut sqlx::AnyConnection) -> anyh
     )
     .execute(&mut *conn)
     .await?;
+    // The SHA-256 of each applied migration's SQL: a migration edited after it ran is an error at
+    // start, not silently skipped (databases from before this check record theirs on first start).
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migration_checksums (version BIGINT PRIMARY KEY, sha256 TEXT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
     let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
         .fetch_all(&mut *conn)
         .await?
         .iter()
         .map(|row| row.try_get::<i64, _>(0))
         .collect::<Result<_, _>>()?;
+    for migration in MIGRATIONS.iter().filter(|m| applied.contains(&m.version)) {
+        check_unchanged(conn, migration, checksum(sql_for(backend, migration))).await?;
+    }
     for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-        let sql = match backend {
-            Backend::Sqlite => migration.sqlite,
-            Backend::Postgres => migration.postgres,
-        };
+        let sql = sql_for(backend, migration);
         let mut tx = conn.begin().await?;
         sqlx::raw_sql(sql)
             .execute(&mut *tx)
@@ -180,8 +187,52 @@ async fn apply_pending(backend: Backend, conn: &mut sqlx::AnyConnection) -> anyh
             .bind(chrono::Utc::now().timestamp_millis())
             .execute(&mut *tx)
             .await?;
+        sqlx::query("INSERT INTO schema_migration_checksums (version, sha256) VALUES ($1, $2)")
+            .bind(migration.version)
+            .bind(checksum(sql))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         tracing::info!(version = migration.version, name = migration.name, "applied migration");
     }
     Ok(())
+}
+
+fn sql_for(backend: Backend, migration: &Migration) -> &'static str {
+    match backend {
+        Backend::Sqlite => migration.sqlite,
+        Backend::Postgres => migration.postgres,
+    }
+}
+
+fn checksum(sql: &str) -> String {
+    crate::domain::keys::hash_secret(sql)
+}
+
+/// Refuses to start on a database whose applied migration differs from this binary's; records
+/// the checksum of one applied before checksums were kept.
+async fn check_unchanged(conn: &mut sqlx::AnyConnection, migration: &Migration, current: String) -> anyhow::Result<()> {
+    let stored: Option<String> = sqlx::query("SELECT sha256 FROM schema_migration_checksums WHERE version = $1")
+        .bind(migration.version)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| row.try_get::<String, _>(0))
+        .transpose()?;
+    match stored {
+        Some(stored) if stored == current => Ok(()),
+        Some(_) => anyhow::bail!(
+            "migration {} ({}) was changed after it was applied to this database: its checksum differs; \
+             restore the original migration file and add a new migration instead",
+            migration.version,
+            migration.name
+        ),
+        None => {
+            sqlx::query("INSERT INTO schema_migration_checksums (version, sha256) VALUES ($1, $2)")
+                .bind(migration.version)
+                .bind(current)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+    }
 }

@@ -70,3 +70,38 @@ async fn databases_of_earlier_versions_keep_working() {
         drop(dir);
     }
 }
+
+/// A migration edited after it was applied is refused at start, on both databases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_migration_is_an_error_at_start() {
+    use sqlx::Connection;
+    let dir = TempDir::new();
+    let sqlite = format!("sqlite://{}", dir.0.join("entitle.db").display());
+    let mut urls = vec![sqlite];
+    let pg = fresh_postgres().await;
+    if let Some((url, _)) = &pg {
+        urls.push(url.clone());
+    }
+    for url in &urls {
+        let store = entitle_server::store::Store::open(url)
+            .await
+            .expect("a fresh database migrates");
+        store.close().await;
+        let again = entitle_server::store::Store::open(url)
+            .await
+            .expect("an unchanged one opens again");
+        again.close().await;
+        let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+        sqlx::query("UPDATE schema_migration_checksums SET sha256 = 'edited' WHERE version = 3")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let refused = entitle_server::store::Store::open(url).await;
+        let error = format!("{:#}", refused.err().expect("refused"));
+        assert!(error.contains("migration 3 (licensing) was changed"), "{error}");
+    }
+    if let Some((_, name)) = pg {
+        drop_postgres(&name).await;
+    }
+}
