@@ -227,7 +227,8 @@ fn mask_password(url: &str) -> String {
                 let credentials = &url[scheme + 3..at];
                 match credentials.split_once(':') {
                     Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
-                    None => url.to_owned(),
+                    // A user part alone is often the secret itself (an API token as the user).
+                    None => format!("{}***{}", &url[..scheme + 3], &url[at..]),
                 }
             }
             _ => url.to_owned(),
@@ -279,6 +280,12 @@ mod tests {
         let config = Config::from_layer(layer).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
         assert_eq!(config.database_display(), "postgres://app:***@db/entitle");
+        let token_only = Config::from_layer(ConfigLayer {
+            smtp_url: Some("smtps://SG.secret-token@smtp.example.com:465".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(token_only.mail_display(), "smtps://***@smtp.example.com:465");
     }
 
     #[test]
