@@ -20,13 +20,21 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The process can serve: its database answers.
+/// How long readiness waits for the database: a balancer asks often and must hear "not ready"
+/// quickly, not after the pool's acquire timeout.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_millis(900);
+
+/// The process can serve: its database answers, within [`READY_WITHIN`].
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
-    match app.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(error) => {
+    match tokio::time::timeout(READY_WITHIN, app.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        Ok(Err(error)) => {
             tracing::warn!(%error, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+        Err(_) => {
+            tracing::warn!("readiness check timed out: the database did not answer in time");
+            (StatusCode::SERVICE_UNAVAILABLE, "database not answering")
         }
     }
 }

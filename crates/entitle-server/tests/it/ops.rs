@@ -182,3 +182,22 @@ async fn the_openapi_document_describes_every_route() {
     }
     app.stop().await;
 }
+
+backend_test! {
+    async fn readiness_says_not_ready_within_a_second_when_the_database_does_not_answer(app) {
+        // Every connection of the pool readiness uses is taken (as in an outage, none is to be had).
+        let mut held = Vec::new();
+        while let Ok(Ok(conn)) = tokio::time::timeout(std::time::Duration::from_millis(300), app.store.read()).await {
+            held.push(conn);
+        }
+        assert!(!held.is_empty());
+        let started = std::time::Instant::now();
+        let busy = app.client.get(format!("{}/readyz", app.base)).send().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(busy.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(took < std::time::Duration::from_secs(3), "answered in {took:?}");
+        drop(held);
+        let ready = app.client.get(format!("{}/readyz", app.base)).send().await.unwrap();
+        assert_eq!(ready.status(), reqwest::StatusCode::OK, "it recovers by itself");
+    }
+}
