@@ -135,6 +135,21 @@ pub(crate) async fn open(app: &AppState, tenant: &str, headers: &HeaderMap) -> R
     Ok((frame, session))
 }
 
+/// A state-changing form's page: the frame, the session, and the form's fields once its CSRF
+/// token and the member's role (`permission`) have passed.
+pub(crate) async fn open_post(
+    app: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    permission: Permission,
+) -> Result<(Frame, StaffSession, HashMap<String, String>), Response> {
+    let (frame, session) = open(app, tenant, headers).await?;
+    let fields = form(body);
+    check(&session, &fields, permission)?;
+    Ok((frame, session, fields))
+}
+
 pub(crate) fn forbidden() -> Response {
     page(
         StatusCode::FORBIDDEN,
@@ -222,8 +237,7 @@ async fn sign_in(
         Err(response) => return response,
     };
     let fields = form(&body);
-    let cookie = cookies::get(&headers, cookies::PRE_SESSION).unwrap_or_default();
-    if !same_secret(cookie, field(&fields, "csrf")) {
+    if !super::pre_session_ok(&headers, &fields) {
         return sign_in_form(
             &frame,
             &headers,
@@ -299,8 +313,7 @@ async fn sign_in_code(
         Err(response) => return response,
     };
     let fields = form(&body);
-    let cookie = cookies::get(&headers, cookies::PRE_SESSION).unwrap_or_default();
-    if !same_secret(cookie, field(&fields, "csrf")) {
+    if !super::pre_session_ok(&headers, &fields) {
         return sign_in_form(
             &frame,
             &headers,
@@ -350,14 +363,10 @@ async fn account_action(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (frame, session) = match open(&app, &tenant, &headers).await {
+    let (frame, session, fields) = match open_post(&app, &tenant, &headers, &body, Permission::Read).await {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    let fields = form(&body);
-    if let Err(response) = check(&session, &fields, Permission::Read) {
-        return response;
-    }
     let show = |status: StatusCode, secret: Option<&str>, enabled: bool, error: Option<&str>| {
         let uri = secret.map(|s| totp::provisioning_uri(&frame.brand_name, session.member.email.as_str(), s));
         frame.render(
@@ -867,14 +876,11 @@ async fn entitlement_action(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (frame, session) = match open(&app, &tenant, &headers).await {
+    let (frame, session, fields) = match open_post(&app, &tenant, &headers, &body, Permission::ManageEntitlements).await
+    {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    let fields = form(&body);
-    if let Err(response) = check(&session, &fields, Permission::ManageEntitlements) {
-        return response;
-    }
     let ctx = session.ctx(Some(ip));
     let store = &app.store;
     use services::entitlements as e;
@@ -938,14 +944,10 @@ async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (frame, session) = match open(&app, &tenant, &headers).await {
+    let (frame, session, _) = match open_post(&app, &tenant, &headers, &body, Permission::ManageEntitlements).await {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    let fields = form(&body);
-    if let Err(response) = check(&session, &fields, Permission::ManageEntitlements) {
-        return response;
-    }
     match services::licensing::revoke(&app.store, &session.ctx(Some(ip)), &id).await {
         Ok(activation) => redirect(&format!(
             "{}/entitlements/{}?done=revoke",
@@ -963,14 +965,10 @@ async fn add_end_user(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (frame, session) = match open(&app, &tenant, &headers).await {
+    let (frame, session, fields) = match open_post(&app, &tenant, &headers, &body, Permission::ManageCustomers).await {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    let fields = form(&body);
-    if let Err(response) = check(&session, &fields, Permission::ManageCustomers) {
-        return response;
-    }
     let input = json!({"customer_id": id, "email": field(&fields, "email").trim(), "role": field(&fields, "role")});
     let outcome = match serde_json::from_value::<services::customers::NewEndUser>(input) {
         Ok(input) => services::customers::create_end_user(&app.store, &session.ctx(Some(ip)), input)

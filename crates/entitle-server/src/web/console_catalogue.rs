@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
-use super::console::{check, day, moment, open, Frame};
+use super::console::{check, day, moment, open, open_post, Frame};
 use super::{field, form, internal, not_found_page, redirect};
 use crate::api::extract::{staff_allows, ApiPath, ClientIp, Permission};
 use crate::app::AppState;
@@ -549,14 +549,10 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (frame, session) = match open(&app, &tenant, &headers).await {
+    let (frame, session, fields) = match open_post(&app, &tenant, &headers, &body, Permission::ManageCatalogue).await {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    let fields = form(&body);
-    if let Err(response) = check(&session, &fields, Permission::ManageCatalogue) {
-        return response;
-    }
     let Some(kind) = Kind::parse(&kind) else {
         return not_found_page();
     };
@@ -634,14 +630,10 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (frame, session) = match open(&app, &tenant, &headers).await {
+    let (frame, session, fields) = match open_post(&app, &tenant, &headers, &body, Permission::ManageCatalogue).await {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    let fields = form(&body);
-    if let Err(response) = check(&session, &fields, Permission::ManageCatalogue) {
-        return response;
-    }
     let Some(kind) = Kind::parse(&kind) else {
         return not_found_page();
     };

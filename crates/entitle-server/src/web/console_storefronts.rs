@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
-use super::console::{check, moment, open, Frame};
+use super::console::{check, moment, open, open_post, Frame};
 use super::{field, form, internal, not_found_page, redirect};
 use crate::api::extract::{staff_allows, ApiPath, ClientIp, Permission};
 use crate::app::AppState;
@@ -245,14 +245,10 @@ async fn create_connection(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (frame, session) = match open(&app, &tenant, &headers).await {
+    let (frame, session, fields) = match open_post(&app, &tenant, &headers, &body, Permission::ManageCatalogue).await {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    let fields = form(&body);
-    if let Err(response) = check(&session, &fields, Permission::ManageCatalogue) {
-        return response;
-    }
     let ctx = session.ctx(Some(ip));
     let outcome = match new_connection(&fields) {
         Ok(input) => {
@@ -418,14 +414,10 @@ async fn connection_action(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (frame, session) = match open(&app, &tenant, &headers).await {
+    let (frame, session, fields) = match open_post(&app, &tenant, &headers, &body, Permission::ManageCatalogue).await {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    let fields = form(&body);
-    if let Err(response) = check(&session, &fields, Permission::ManageCatalogue) {
-        return response;
-    }
     let ctx = session.ctx(Some(ip));
     let (store, mail, allowed) = (&app.store, &app.mail, app.storefronts.api.allowed());
     let outcome: Result<Result<(), ServiceError>, FormError> = match action.as_str() {
@@ -493,14 +485,10 @@ async fn delete_mapping(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (frame, session) = match open(&app, &tenant, &headers).await {
+    let (frame, session, _) = match open_post(&app, &tenant, &headers, &body, Permission::ManageCatalogue).await {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    let fields = form(&body);
-    if let Err(response) = check(&session, &fields, Permission::ManageCatalogue) {
-        return response;
-    }
     match commerce::delete_mapping(&app.store, &session.ctx(Some(ip)), &id).await {
         Ok(mapping) => redirect(&format!(
             "{}/storefronts/connections/{}?done=mapping-deleted",

@@ -207,6 +207,12 @@ pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     !a.is_empty() && hash_secret(a) == hash_secret(b)
 }
 
+/// A sign-in form (before there is a session) carries the token of its double-submit cookie.
+pub(crate) fn pre_session_ok(headers: &axum::http::HeaderMap, fields: &HashMap<String, String>) -> bool {
+    let cookie = cookies::get(headers, cookies::PRE_SESSION).unwrap_or_default();
+    same_secret(cookie, field(fields, "csrf"))
+}
+
 /// A form body as fields; anything unreadable is simply absent.
 pub(crate) fn form(body: &Bytes) -> HashMap<String, String> {
     serde_urlencoded::from_bytes(body).unwrap_or_default()

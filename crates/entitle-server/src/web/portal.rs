@@ -233,8 +233,7 @@ async fn sign_in_post(
     fields: &HashMap<String, String>,
 ) -> Result<Frame, Response> {
     let frame = frame(app, tenant).await?;
-    let cookie = cookies::get(headers, cookies::PRE_SESSION).unwrap_or_default();
-    if !same_secret(cookie, field(fields, "csrf")) {
+    if !super::pre_session_ok(headers, fields) {
         return Err(sign_in_form(
             &frame,
             headers,
