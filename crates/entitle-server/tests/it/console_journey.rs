@@ -203,6 +203,20 @@ async fn an_admin_sets_up_stripe_and_support_serves_the_buyer() {
         "its deliveries"
     );
     browser.save_screenshot("console-5-entitlement").await;
+    browser.set_window_size(390, 900).await;
+    browser.save_screenshot("console-6-entitlement-phone").await;
+    let sideways = browser
+        .execute(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        sideways,
+        json!(false),
+        "the console's entitlement page does not scroll sideways on a phone"
+    );
+    browser.set_window_size(1280, 900).await;
 
     // … overrides the seats, then renews.
     browser.fill("#override-seats", "9").await;

@@ -138,6 +138,17 @@ async fn a_buyer_follows_the_mail_into_the_portal_and_releases_a_device() {
     browser.goto(&licence_page).await;
     browser.set_window_size(390, 900).await;
     browser.save_screenshot("portal-4-licence-phone").await;
+    let sideways = browser
+        .execute(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(
+        sideways,
+        serde_json::json!(false),
+        "the licence page does not scroll sideways on a phone"
+    );
     browser.set_window_size(1280, 900).await;
 
     // The buyer releases the device: the application's next refresh is refused.
