@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, State};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
@@ -56,6 +56,8 @@ pub struct Application {
     listener: TcpListener,
     /// The separate `GET /metrics` listener, when `metrics_listen` is set.
     metrics_listener: Option<TcpListener>,
+    /// Set when the public listener serves HTTPS itself.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: AppState,
 }
 
@@ -124,16 +126,19 @@ impl Application {
             }
             None => None,
         };
+        let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let mut config = config;
-        if config.public_url == format!("http://{}", config.listen) {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        if config.public_url == format!("{scheme}://{}", config.listen) {
             // The derived default names the address actually bound (port 0 becomes the real port).
-            config.public_url = format!("http://{}", listener.local_addr().context("the bound address")?);
+            config.public_url = format!("{scheme}://{}", listener.local_addr().context("the bound address")?);
         }
         let mail = Arc::new(mail_settings(&config));
         let storefronts = Arc::new(storefronts(&config)?);
         Ok(Application {
             listener,
             metrics_listener,
+            tls,
             state: AppState {
                 store: store.clone(),
                 config: Arc::new(config),
@@ -171,6 +176,7 @@ impl Application {
         let Application {
             listener,
             metrics_listener,
+            tls,
             state,
         } = self;
         let store = state.store.clone();
@@ -210,11 +216,12 @@ impl Application {
                 metrics_listener,
                 crate::metrics::router(state.clone()),
                 metrics_limits,
+                None,
                 stopping,
             ))
         });
         let app = router(state);
-        crate::server::serve(listener, app, limits, shutdown).await;
+        crate::server::serve(listener, app, limits, tls, shutdown).await;
         let _ = stop_metrics.send(true);
         if let Some(metrics_server) = metrics_server {
             let _ = metrics_server.await;
@@ -326,7 +333,13 @@ pub fn router(state: AppState) -> Router {
                 .get::<ClientIp>()
                 .map(|ClientIp(ip)| ip.to_string())
                 .unwrap_or_default();
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id, client)
+            // The route template (`/api/v1/entitlements/{id}`), not the raw path: log indexes stay
+            // small and a request's ids are in the fields of the spans below it. Requests that match
+            // no route keep their path, which is what one needs to see then.
+            match request.extensions().get::<MatchedPath>() {
+                Some(route) => tracing::info_span!("request", method = %request.method(), route = route.as_str(), request_id, client),
+                None => tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id, client),
+            }
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
         .layer(front_door)

@@ -20,6 +20,13 @@ pub struct ConfigLayer {
     /// Address to listen on.
     #[arg(long, env = "ENTITLE_LISTEN", global = true)]
     pub listen: Option<SocketAddr>,
+    /// A PEM certificate chain to serve HTTPS with directly (with `tls_key`); re-read when it
+    /// changes. Without it the server speaks plain HTTP, for a reverse proxy in front.
+    #[arg(long, env = "ENTITLE_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    #[arg(long, env = "ENTITLE_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
     /// Address of a separate listener answering `GET /metrics` (Prometheus text); off unless set.
     #[arg(long, env = "ENTITLE_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<SocketAddr>,
@@ -81,6 +88,8 @@ impl ConfigLayer {
     fn over(self, lower: ConfigLayer) -> ConfigLayer {
         ConfigLayer {
             listen: self.listen.or(lower.listen),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
             metrics_listen: self.metrics_listen.or(lower.metrics_listen),
             data_dir: self.data_dir.or(lower.data_dir),
             database_url: self.database_url.or(lower.database_url),
@@ -107,6 +116,8 @@ impl ConfigLayer {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// `None`: plain HTTP on `listen`.
+    pub tls: Option<crate::tls::TlsFiles>,
     /// `None`: no metrics listener.
     pub metrics_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
@@ -150,6 +161,12 @@ impl Config {
             Some(listen) => listen,
             None => DEFAULT_LISTEN.parse().context("default listen address")?,
         };
+        let tls = match (layer.tls_cert, layer.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => anyhow::bail!("tls_cert and tls_key go together: set both to serve HTTPS, or neither"),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let data_dir = layer.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let database_url = match layer.database_url {
             Some(url) => url,
@@ -157,7 +174,7 @@ impl Config {
         };
         let public_url = layer
             .public_url
-            .unwrap_or_else(|| format!("http://{listen}"))
+            .unwrap_or_else(|| format!("{scheme}://{listen}"))
             .trim_end_matches('/')
             .to_owned();
         let mail_from = layer.mail_from.unwrap_or_else(|| "entitle@localhost".to_owned());
@@ -179,6 +196,7 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("mail_sender_domains: {e}"))?;
         Ok(Config {
             listen,
+            tls,
             metrics_listen: layer.metrics_listen,
             data_dir,
             database_url: SecretString::from(database_url),
@@ -286,6 +304,21 @@ mod tests {
         })
         .unwrap();
         assert_eq!(token_only.mail_display(), "smtps://***@smtp.example.com:465");
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_makes_links_https() {
+        let half = ConfigLayer {
+            tls_cert: Some("/etc/entitle/cert.pem".into()),
+            ..Default::default()
+        };
+        assert!(Config::from_layer(half).is_err());
+        let both = ConfigLayer {
+            tls_cert: Some("/etc/entitle/cert.pem".into()),
+            tls_key: Some("/etc/entitle/key.pem".into()),
+            ..Default::default()
+        };
+        assert_eq!(Config::from_layer(both).unwrap().public_url, "https://127.0.0.1:8080");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod server;
 pub mod services;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod web;
 
 pub use app::Application;
