@@ -47,11 +47,7 @@ fn certified_key(files: &TlsFiles, provider: &CryptoProvider) -> anyhow::Result<
         .with_context(|| format!("reading the TLS certificate {}", files.cert.display()))?
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("parsing the TLS certificate {}", files.cert.display()))?;
-    anyhow::ensure!(
-        !chain.is_empty(),
-        "{} holds no PEM certificate",
-        files.cert.display()
-    );
+    anyhow::ensure!(!chain.is_empty(), "{} holds no PEM certificate", files.cert.display());
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .with_context(|| format!("reading the TLS key {}", files.key.display()))?;
     CertifiedKey::from_der(chain, key, provider).with_context(|| {

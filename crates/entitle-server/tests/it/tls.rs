@@ -158,7 +158,9 @@ async fn a_client_that_never_finishes_its_handshake_is_cut_off() {
     let dir = TempDir::new();
     TestCa::new("Entitle test CA").issue_into(&dir.0.join("cert.pem"), &dir.0.join("key.pem"));
     let server = HttpsServer::start(dir, 500).await;
-    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
     let started = Instant::now();
     let mut buffer = [0u8; 16];
     let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buffer))
