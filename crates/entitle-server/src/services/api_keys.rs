@@ -52,6 +52,7 @@ pub(crate) async fn insert(
     Ok((key, generated.secret))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn create(store: &Store, ctx: &Ctx, input: NewApiKey) -> ServiceResult<CreatedApiKey> {
     let mut tx = store.begin().await?;
     let (key, secret) = insert(&mut tx, ctx, input.name, input.role).await?;
@@ -59,12 +60,14 @@ pub async fn create(store: &Store, ctx: &Ctx, input: NewApiKey) -> ServiceResult
     Ok(CreatedApiKey { key, secret })
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn list(store: &Store, ctx: &Ctx, paging: &Paging) -> ServiceResult<Page<ApiKey>> {
     let mut conn = store.read().await?;
     let keys = store::api_keys::list(&mut conn, &ctx.tenant_id, paging.after(), paging.fetch_limit()).await?;
     Ok(paging.page(keys, |k| &k.id))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, api_key_id = %id))]
 pub async fn revoke(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<ApiKey> {
     let mut tx = store.begin().await?;
     found(store::api_keys::get(&mut tx, &ctx.tenant_id, id).await?, "api key")?;

@@ -86,6 +86,7 @@ pub struct ProductPatch {
     pub account_based: Option<bool>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn create_product(store: &Store, ctx: &Ctx, input: NewProduct) -> ServiceResult<Product> {
     let defaults = Periods::default();
     let product = Product {
@@ -116,16 +117,19 @@ pub async fn create_product(store: &Store, ctx: &Ctx, input: NewProduct) -> Serv
     Ok(product)
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, product_id = %id))]
 pub async fn get_product(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Product> {
     product_in(&mut *store.read().await?, ctx, id).await
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn list_products(store: &Store, ctx: &Ctx, query: &CatalogueQuery) -> ServiceResult<Page<Product>> {
     let paging = query.checked_paging()?;
     let items = db::list_products(&mut *store.read().await?, &ctx.tenant_id, &filter(query, &paging)).await?;
     Ok(paging.page(items, |p: &Product| &p.id))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, product_id = %id))]
 pub async fn update_product(store: &Store, ctx: &Ctx, id: &str, patch: ProductPatch) -> ServiceResult<Product> {
     let mut tx = store.begin().await?;
     let before = product_in(&mut tx, ctx, id).await?;
@@ -183,6 +187,7 @@ pub struct DefinitionPatch {
     pub name: Option<Name>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn create_feature(store: &Store, ctx: &Ctx, input: NewFeature) -> ServiceResult<Feature> {
     let mut tx = store.begin().await?;
     product_in(&mut tx, ctx, &input.product_id).await?;
@@ -214,6 +219,7 @@ pub async fn create_feature(store: &Store, ctx: &Ctx, input: NewFeature) -> Serv
     Ok(feature)
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, feature_id = %id))]
 pub async fn get_feature(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Feature> {
     found(
         db::get_feature(&mut *store.read().await?, &ctx.tenant_id, id).await?,
@@ -221,12 +227,14 @@ pub async fn get_feature(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Fe
     )
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn list_features(store: &Store, ctx: &Ctx, query: &CatalogueQuery) -> ServiceResult<Page<Feature>> {
     let paging = query.checked_paging()?;
     let items = db::list_features(&mut *store.read().await?, &ctx.tenant_id, &filter(query, &paging)).await?;
     Ok(paging.page(items, |f: &Feature| &f.id))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, feature_id = %id))]
 pub async fn update_feature(store: &Store, ctx: &Ctx, id: &str, patch: DefinitionPatch) -> ServiceResult<Feature> {
     let mut tx = store.begin().await?;
     let before = found(db::get_feature(&mut tx, &ctx.tenant_id, id).await?, "feature")?;
@@ -247,6 +255,7 @@ pub async fn update_feature(store: &Store, ctx: &Ctx, id: &str, patch: Definitio
     Ok(feature)
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn create_attribute(store: &Store, ctx: &Ctx, input: NewAttribute) -> ServiceResult<Attribute> {
     let mut tx = store.begin().await?;
     product_in(&mut tx, ctx, &input.product_id).await?;
@@ -278,6 +287,7 @@ pub async fn create_attribute(store: &Store, ctx: &Ctx, input: NewAttribute) -> 
     Ok(attribute)
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, attribute_id = %id))]
 pub async fn get_attribute(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Attribute> {
     found(
         db::get_attribute(&mut *store.read().await?, &ctx.tenant_id, id).await?,
@@ -285,12 +295,14 @@ pub async fn get_attribute(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<
     )
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn list_attributes(store: &Store, ctx: &Ctx, query: &CatalogueQuery) -> ServiceResult<Page<Attribute>> {
     let paging = query.checked_paging()?;
     let items = db::list_attributes(&mut *store.read().await?, &ctx.tenant_id, &filter(query, &paging)).await?;
     Ok(paging.page(items, |a: &Attribute| &a.id))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, attribute_id = %id))]
 pub async fn update_attribute(store: &Store, ctx: &Ctx, id: &str, patch: DefinitionPatch) -> ServiceResult<Attribute> {
     let mut tx = store.begin().await?;
     let before = found(db::get_attribute(&mut tx, &ctx.tenant_id, id).await?, "attribute")?;
@@ -390,6 +402,7 @@ fn duplicate_key(what: &str, key: &Key) -> RuleViolation {
     RuleViolation::new("duplicate_key", format!("{what} {key} is listed twice"))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn create_edition(store: &Store, ctx: &Ctx, input: NewEdition) -> ServiceResult<Edition> {
     let mut tx = store.begin().await?;
     product_in(&mut tx, ctx, &input.product_id).await?;
@@ -411,6 +424,7 @@ pub async fn create_edition(store: &Store, ctx: &Ctx, input: NewEdition) -> Serv
     Ok(edition)
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, edition_id = %id))]
 pub async fn get_edition(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Edition> {
     found(
         db::get_edition(&mut *store.read().await?, &ctx.tenant_id, id).await?,
@@ -418,12 +432,14 @@ pub async fn get_edition(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Ed
     )
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn list_editions(store: &Store, ctx: &Ctx, query: &CatalogueQuery) -> ServiceResult<Page<Edition>> {
     let paging = query.checked_paging()?;
     let items = db::list_editions(&mut *store.read().await?, &ctx.tenant_id, &filter(query, &paging)).await?;
     Ok(paging.page(items, |e: &Edition| &e.id))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, edition_id = %id))]
 pub async fn update_edition(store: &Store, ctx: &Ctx, id: &str, patch: EditionPatch) -> ServiceResult<Edition> {
     let mut tx = store.begin().await?;
     let before = found(db::get_edition(&mut tx, &ctx.tenant_id, id).await?, "edition")?;
@@ -477,6 +493,7 @@ pub struct PlanPatch {
     pub kind: Option<PlanKind>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn create_plan(store: &Store, ctx: &Ctx, input: NewPlan) -> ServiceResult<Plan> {
     let terms = PlanTerms {
         license_type: input.license_type,
@@ -501,6 +518,7 @@ pub async fn create_plan(store: &Store, ctx: &Ctx, input: NewPlan) -> ServiceRes
     Ok(plan)
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, plan_id = %id))]
 pub async fn get_plan(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Plan> {
     found(
         db::get_plan(&mut *store.read().await?, &ctx.tenant_id, id).await?,
@@ -508,12 +526,14 @@ pub async fn get_plan(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Plan>
     )
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn list_plans(store: &Store, ctx: &Ctx, query: &CatalogueQuery) -> ServiceResult<Page<Plan>> {
     let paging = query.checked_paging()?;
     let items = db::list_plans(&mut *store.read().await?, &ctx.tenant_id, &filter(query, &paging)).await?;
     Ok(paging.page(items, |p: &Plan| &p.id))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, plan_id = %id))]
 pub async fn update_plan(store: &Store, ctx: &Ctx, id: &str, patch: PlanPatch) -> ServiceResult<Plan> {
     let mut tx = store.begin().await?;
     let before = found(db::get_plan(&mut tx, &ctx.tenant_id, id).await?, "plan")?;
@@ -563,6 +583,7 @@ pub struct OfferingPatch {
     pub concurrency_mode: Option<ConcurrencyMode>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn create_offering(store: &Store, ctx: &Ctx, input: NewOffering) -> ServiceResult<Offering> {
     let seat_count = input.seat_count.map_or(1, SeatCount::get);
     let mut tx = store.begin().await?;
@@ -607,6 +628,7 @@ pub async fn create_offering(store: &Store, ctx: &Ctx, input: NewOffering) -> Se
     Ok(offering)
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, offering_id = %id))]
 pub async fn get_offering(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Offering> {
     found(
         db::get_offering(&mut *store.read().await?, &ctx.tenant_id, id).await?,
@@ -614,12 +636,14 @@ pub async fn get_offering(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<O
     )
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn list_offerings(store: &Store, ctx: &Ctx, query: &CatalogueQuery) -> ServiceResult<Page<Offering>> {
     let paging = query.checked_paging()?;
     let items = db::list_offerings(&mut *store.read().await?, &ctx.tenant_id, &filter(query, &paging)).await?;
     Ok(paging.page(items, |o: &Offering| &o.id))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, offering_id = %id))]
 pub async fn update_offering(store: &Store, ctx: &Ctx, id: &str, patch: OfferingPatch) -> ServiceResult<Offering> {
     let mut tx = store.begin().await?;
     let before = found(db::get_offering(&mut tx, &ctx.tenant_id, id).await?, "offering")?;
@@ -651,6 +675,7 @@ pub async fn update_offering(store: &Store, ctx: &Ctx, id: &str, patch: Offering
 
 /// How many entitlements a change to the scope's product, edition, plan or offering reaches
 /// (what the console previews before an edit is saved).
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn reach(store: &Store, ctx: &Ctx, scope: Scope<'_>) -> ServiceResult<i64> {
     Ok(crate::store::entitlements::count_in_scope(&mut *store.read().await?, &ctx.tenant_id, scope).await?)
 }

@@ -43,6 +43,7 @@ pub struct CustomerQuery {
     pub after: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn create_customer(store: &Store, ctx: &Ctx, input: NewCustomer) -> ServiceResult<Customer> {
     if let Some(reference) = &input.external_ref {
         check_external_ref(reference)?;
@@ -75,6 +76,7 @@ pub async fn create_customer(store: &Store, ctx: &Ctx, input: NewCustomer) -> Se
     Ok(customer)
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, customer_id = %id))]
 pub async fn get_customer(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Customer> {
     found(
         db::get_customer(&mut *store.read().await?, &ctx.tenant_id, id).await?,
@@ -82,6 +84,7 @@ pub async fn get_customer(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<C
     )
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn list_customers(store: &Store, ctx: &Ctx, query: &CustomerQuery) -> ServiceResult<Page<Customer>> {
     let paging = Paging {
         limit: query.limit,
@@ -110,6 +113,7 @@ pub async fn list_customers(store: &Store, ctx: &Ctx, query: &CustomerQuery) -> 
     Ok(paging.page(customers, |c| &c.id))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, customer_id = %id))]
 pub async fn update_customer(store: &Store, ctx: &Ctx, id: &str, patch: CustomerPatch) -> ServiceResult<Customer> {
     if let Some(Some(reference)) = &patch.external_ref {
         check_external_ref(reference)?;
@@ -189,6 +193,7 @@ async fn password_hash(password: Option<String>) -> ServiceResult<Option<String>
     Ok(Some(hashed))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn create_end_user(store: &Store, ctx: &Ctx, input: NewEndUser) -> ServiceResult<EndUser> {
     let hash = password_hash(input.password).await?;
     let mut tx = store.begin().await?;
@@ -216,6 +221,7 @@ pub async fn create_end_user(store: &Store, ctx: &Ctx, input: NewEndUser) -> Ser
     Ok(user)
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, end_user_id = %id))]
 pub async fn get_end_user(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<EndUser> {
     found(
         db::get_end_user(&mut *store.read().await?, &ctx.tenant_id, id).await?,
@@ -223,6 +229,7 @@ pub async fn get_end_user(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<E
     )
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn list_end_users(store: &Store, ctx: &Ctx, query: &EndUserQuery) -> ServiceResult<Page<EndUser>> {
     let paging = Paging {
         limit: query.limit,
@@ -241,6 +248,7 @@ pub async fn list_end_users(store: &Store, ctx: &Ctx, query: &EndUserQuery) -> S
     Ok(paging.page(users, |u| &u.id))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, end_user_id = %id))]
 pub async fn update_end_user(store: &Store, ctx: &Ctx, id: &str, patch: EndUserPatch) -> ServiceResult<EndUser> {
     let hash = password_hash(patch.password).await?;
     let mut tx = store.begin().await?;

@@ -101,6 +101,7 @@ pub struct NewEntitlement {
     pub send_credentials_to: Option<crate::domain::Email>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn create(
     store: &Store,
     ctx: &Ctx,
@@ -222,6 +223,7 @@ pub(crate) async fn switch_offering(
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, entitlement_id = %id))]
 pub async fn get(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<EntitlementView> {
     let entitlement = found(
         db::get(&mut *store.read().await?, &ctx.tenant_id, id).await?,
@@ -241,6 +243,7 @@ pub struct EntitlementQuery {
     pub after: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn list(store: &Store, ctx: &Ctx, query: &EntitlementQuery) -> ServiceResult<Page<EntitlementView>> {
     let paging = Paging {
         limit: query.limit,
@@ -332,6 +335,7 @@ pub struct EntitlementPatch {
     pub attributes: Option<Vec<AttributeValue>>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, entitlement_id = %id))]
 pub async fn update(store: &Store, ctx: &Ctx, id: &str, patch: EntitlementPatch) -> ServiceResult<EntitlementView> {
     if let Some(Some(reference)) = &patch.order_ref {
         check_external_ref(reference)?;
@@ -430,6 +434,7 @@ pub struct ResetOverrides {
     pub fields: Option<Vec<String>>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, entitlement_id = %id))]
 pub async fn reset_overrides(
     store: &Store,
     ctx: &Ctx,
@@ -466,6 +471,7 @@ pub struct Renewal {
     pub duration: Option<Interval>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, entitlement_id = %id))]
 pub async fn renew(store: &Store, ctx: &Ctx, id: &str, input: Renewal) -> ServiceResult<EntitlementView> {
     let now = ctx.now;
     modify(store, ctx, id, "entitlement.renewed", async |conn, e| {
@@ -503,6 +509,7 @@ pub struct OfferingChange {
     pub quantity: Option<Quantity>,
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, entitlement_id = %id))]
 pub async fn change_offering(
     store: &Store,
     ctx: &Ctx,
@@ -524,6 +531,7 @@ pub struct SeatAddition {
     pub count: SeatIncrement,
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, entitlement_id = %id))]
 pub async fn add_seats(store: &Store, ctx: &Ctx, id: &str, input: SeatAddition) -> ServiceResult<EntitlementView> {
     let count = input.count.get();
     modify(store, ctx, id, "entitlement.seats_added", async |_conn, e| {
@@ -536,6 +544,7 @@ pub async fn add_seats(store: &Store, ctx: &Ctx, id: &str, input: SeatAddition) 
     .await
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, entitlement_id = %id))]
 pub async fn disable(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<EntitlementView> {
     let now = ctx.now;
     modify(store, ctx, id, "entitlement.disabled", async |_conn, e| {
@@ -545,6 +554,7 @@ pub async fn disable(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Entitl
     .await
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, entitlement_id = %id))]
 pub async fn enable(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<EntitlementView> {
     modify(store, ctx, id, "entitlement.enabled", async |_conn, e| {
         e.disabled_at = None;

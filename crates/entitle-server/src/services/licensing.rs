@@ -211,9 +211,11 @@ fn check_request(nonce: &str, seat_id: &str, seat_name: Option<&str>) -> Result<
 }
 
 /// `POST /licensing/v1/activate` (and offline activation): takes or re-takes a seat.
+#[tracing::instrument(skip_all, fields(tenant_id = %request.tenant, entitlement_id = tracing::field::Empty))]
 pub async fn activate(store: &Store, request: &ActivateRequest, mode: Mode, origin: &Origin) -> Result<Activated> {
     check_request(&request.nonce, &request.seat_id, request.seat_name.as_deref())?;
     let entitlement = entitlement_for(store, request).await?;
+    tracing::Span::current().record("entitlement_id", entitlement.id.as_str());
     let tenant_id = request.tenant.clone();
     logging_denials(
         store,
@@ -462,6 +464,15 @@ async fn holder(store: &Store, secret: &str) -> Result<std::result::Result<Holde
 }
 
 /// Runs `body` for the live activation behind `secret`, logging the denial it may end in.
+/// Names the tenant, entitlement and activation in the licensing call's span once the secret has
+/// been resolved (the span is opened before anything is known but the secret).
+fn record_ids(tenant_id: &str, entitlement_id: &str, activation_id: &str) {
+    let span = tracing::Span::current();
+    span.record("tenant_id", tenant_id);
+    span.record("entitlement_id", entitlement_id);
+    span.record("activation_id", activation_id);
+}
+
 async fn as_holder<T>(
     store: &Store,
     secret: &str,
@@ -471,6 +482,7 @@ async fn as_holder<T>(
     let holder = match holder(store, secret).await? {
         Ok(holder) => holder,
         Err((tenant_id, a, denial)) => {
+            record_ids(&tenant_id, &a.entitlement_id, &a.id);
             log_denial(
                 store,
                 &tenant_id,
@@ -484,6 +496,11 @@ async fn as_holder<T>(
             return Err(denial.into());
         }
     };
+    record_ids(
+        &holder.tenant_id,
+        &holder.activation.entitlement_id,
+        &holder.activation.id,
+    );
     let outcome = body(&holder).await;
     if let Err(LicensingError::Denied(denial)) = &outcome {
         let a = &holder.activation;
@@ -502,6 +519,7 @@ async fn as_holder<T>(
 }
 
 /// `POST /licensing/v1/activation/refresh`: a new lease, never past the grace period's end.
+#[tracing::instrument(skip_all, fields(tenant_id = tracing::field::Empty, entitlement_id = tracing::field::Empty, activation_id = tracing::field::Empty))]
 pub async fn refresh(store: &Store, writer: &LeaseWriter, secret: &str, nonce: &str, origin: &Origin) -> Result<Lease> {
     check_nonce(nonce).map_err(bad)?;
     as_holder(store, secret, origin, async |h| {
@@ -534,6 +552,7 @@ pub async fn refresh(store: &Store, writer: &LeaseWriter, secret: &str, nonce: &
 }
 
 /// `GET /licensing/v1/activation`: the current lease, unchanged.
+#[tracing::instrument(skip_all, fields(tenant_id = tracing::field::Empty, entitlement_id = tracing::field::Empty, activation_id = tracing::field::Empty))]
 pub async fn state(store: &Store, secret: &str, nonce: &str, origin: &Origin) -> Result<Lease> {
     check_nonce(nonce).map_err(bad)?;
     as_holder(store, secret, origin, async |h| {
@@ -572,6 +591,7 @@ async fn end(
 }
 
 /// `DELETE /licensing/v1/activation`.
+#[tracing::instrument(skip_all, fields(tenant_id = tracing::field::Empty, entitlement_id = tracing::field::Empty, activation_id = tracing::field::Empty))]
 pub async fn deactivate(store: &Store, secret: &str, nonce: &str, origin: &Origin) -> Result<(String, String)> {
     check_nonce(nonce).map_err(bad)?;
     as_holder(store, secret, origin, async |h| {
@@ -605,6 +625,7 @@ fn granted(e: &Entitlement, key: &str, kind: FeatureKind) -> Result<String> {
 }
 
 /// Element pools: check out or return units for this seat.
+#[tracing::instrument(skip_all, fields(tenant_id = tracing::field::Empty, entitlement_id = tracing::field::Empty, activation_id = tracing::field::Empty))]
 pub async fn check_out(
     store: &Store,
     secret: &str,
@@ -654,6 +675,7 @@ pub async fn check_out(
 }
 
 /// Metered features: consume `amount` of the allowance and record it with its time.
+#[tracing::instrument(skip_all, fields(tenant_id = tracing::field::Empty, entitlement_id = tracing::field::Empty, activation_id = tracing::field::Empty))]
 pub async fn record_usage(
     store: &Store,
     secret: &str,
@@ -706,6 +728,7 @@ pub async fn record_usage(
 }
 
 /// Offline deactivation: the request proves possession of the licence file's secret.
+#[tracing::instrument(skip_all, fields(tenant_id = tracing::field::Empty, entitlement_id = tracing::field::Empty, activation_id = tracing::field::Empty))]
 pub async fn offline_deactivate(
     store: &Store,
     request: &OfflineDeactivationRequest,
@@ -719,6 +742,7 @@ pub async fn offline_deactivate(
             *tenant_id == request.tenant && a.id == request.activation_id && a.seat_id == request.seat_id
         })
         .ok_or(Denial::InvalidActivation)?;
+    record_ids(&tenant_id, &activation.entitlement_id, &activation.id);
     drop(conn);
     let mut tx = store.begin().await?;
     if !end(&mut tx, &tenant_id, &activation, "deactivated", origin).await? {
@@ -731,6 +755,7 @@ pub async fn offline_deactivate(
 // ---- the management side ----
 
 /// The activations of one entitlement (`live` only, or all).
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn list_activations(
     store: &Store,
     ctx: &Ctx,
@@ -756,6 +781,7 @@ pub async fn list_activations(
     Ok(paging.page(items, |a| &a.id))
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, activation_id = %id))]
 pub async fn get_activation(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Activation> {
     found(
         db::get_activation(&mut *store.read().await?, &ctx.tenant_id, id).await?,
@@ -764,6 +790,7 @@ pub async fn get_activation(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult
 }
 
 /// Frees a seat from the vendor's side (a lost laptop). The application learns at its next call.
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id, activation_id = %id))]
 pub async fn revoke(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Activation> {
     let mut tx = store.begin().await?;
     let activation = found(db::get_activation(&mut tx, &ctx.tenant_id, id).await?, "activation")?;
@@ -787,6 +814,7 @@ pub async fn revoke(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult<Activat
     Ok(activation)
 }
 
+#[tracing::instrument(skip_all, fields(tenant_id = %ctx.tenant_id))]
 pub async fn activation_log(
     store: &Store,
     ctx: &Ctx,
