@@ -23,8 +23,12 @@ pub enum Change {
     Ended,
     /// A payment failed: the grace period runs.
     PaymentFailed,
-    /// Refunded, or a chargeback lost: disable.
+    /// The whole order refunded, or a chargeback lost: disable.
     Refunded,
+    /// Part of the order refunded (`refunded_items` names the lines, when the provider does): a
+    /// line refunded in full is disabled, anything less is recorded and changes nothing unless
+    /// the connection disables on any refund.
+    PartialRefund,
     /// Nothing for licensing (a customer update, a notice…).
     Ignored,
 }
@@ -75,6 +79,23 @@ pub struct CommerceEvent {
     /// Data the payload lacks and the provider's API can give.
     #[serde(default)]
     pub lookups: Vec<Lookup>,
+    /// With `PartialRefund`: the lines refunded and the quantity refunded of each.
+    #[serde(default)]
+    pub refunded_items: Vec<Item>,
+    /// What the event must have before it may be applied (applying it without would record a
+    /// payment with no effect): said while a look-up has not filled it.
+    #[serde(default)]
+    pub missing: Option<String>,
+}
+
+impl Item {
+    /// Whether two items name the same line (a refund's line and an order's).
+    pub fn same_line(&self, other: &Item) -> bool {
+        match (&self.provider_ref, &other.provider_ref) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.sku.is_some() && self.sku == other.sku,
+        }
+    }
 }
 
 /// A question for the provider's API, asked before the event is applied.
@@ -88,6 +109,8 @@ pub enum Lookup {
     PaddleCustomer { customer: String },
     /// A Zuora account's bill-to contact (callouts carry what the template gives).
     ZuoraAccount { account: String },
+    /// A FastSpring subscription's next charge date (a renewal without webhook expansion lacks it).
+    FastSpringSubscription { subscription: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +140,12 @@ pub struct OrderState {
     pub refunded: bool,
     /// A positive event was seen: the order is real and paid for.
     pub purchased: bool,
+    /// How many partial refunds were seen.
+    #[serde(default)]
+    pub partial_refunds: u32,
+    /// What partial refunds took back, per line (quantities added up).
+    #[serde(default)]
+    pub refunded_items: Vec<Item>,
 }
 
 impl OrderState {
@@ -164,6 +193,23 @@ impl OrderState {
         }
         self.refunded |= event.change == Change::Refunded;
         self.purchased |= event.change.is_positive();
+        if event.change == Change::PartialRefund {
+            // Each event is merged once (it is marked seen first), so adding up is order-independent.
+            self.partial_refunds += 1;
+            for refund in &event.refunded_items {
+                match self.refunded_items.iter_mut().find(|r| r.same_line(refund)) {
+                    Some(known) => known.quantity += refund.quantity,
+                    None => self.refunded_items.push(refund.clone()),
+                }
+            }
+        }
+    }
+
+    /// Was this line of the order refunded in full (its whole quantity, over one or more refunds)?
+    pub fn line_refunded(&self, line: &Item) -> bool {
+        self.refunded_items
+            .iter()
+            .any(|r| r.same_line(line) && r.quantity >= line.quantity.max(1))
     }
 
     /// When the entitlement should expire given this state, with `fallback` the plan's expiry.
@@ -207,6 +253,8 @@ mod tests {
             }),
             period_end: period_end.map(t),
             lookups: Vec::new(),
+            refunded_items: Vec::new(),
+            missing: None,
         }
     }
 
@@ -266,5 +314,43 @@ mod tests {
         assert!(state.refunded);
         let only_cancel = fold(&[event("x", 3, Change::Ended, None, None)]);
         assert!(!only_cancel.purchased, "a cancellation alone creates nothing");
+    }
+
+    #[test]
+    fn partial_refunds_add_up_per_line_and_leave_the_standing_alone() {
+        let mut state = fold(&history()[..3]);
+        let line = state.items[0].clone();
+        assert_eq!(line.quantity, 3);
+        let mut refund = event("p1", 12, Change::PartialRefund, None, None);
+        refund.refunded_items = vec![Item {
+            quantity: 2,
+            ..line.clone()
+        }];
+        state.merge(&refund);
+        assert_eq!(state.partial_refunds, 1);
+        assert!(
+            !state.refunded && !state.line_refunded(&line),
+            "two of three seats refunded"
+        );
+        assert_eq!(state.standing.map(|s| s.0), Some(Standing::Active));
+        let mut rest = refund.clone();
+        rest.event_id = "p2".into();
+        rest.refunded_items[0].quantity = 1;
+        state.merge(&rest);
+        assert!(
+            state.line_refunded(&line),
+            "the rest of the line refunded: the whole line is"
+        );
+        let other = Item {
+            provider_ref: Some("price_2".into()),
+            sku: None,
+            quantity: 1,
+        };
+        assert!(!state.line_refunded(&other));
+        // A goodwill refund names no line.
+        let mut goodwill = fold(&history()[..3]);
+        goodwill.merge(&event("g", 12, Change::PartialRefund, None, None));
+        assert_eq!(goodwill.partial_refunds, 1);
+        assert!(!goodwill.line_refunded(&line) && !goodwill.refunded);
     }
 }

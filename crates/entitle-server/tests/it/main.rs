@@ -29,5 +29,6 @@ mod portal;
 mod portal_journey;
 mod search;
 mod smtp;
+mod storefront_semantics;
 mod upgrade;
 mod usage;
