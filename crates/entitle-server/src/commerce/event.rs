@@ -146,6 +146,12 @@ pub struct OrderState {
     /// What partial refunds took back, per line (quantities added up).
     #[serde(default)]
     pub refunded_items: Vec<Item>,
+    /// The latest payment (purchase or renewal) and the latest failed one: an end after a failure
+    /// that no payment followed is not the customer's choice.
+    #[serde(default)]
+    pub paid_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub failed_at: Option<DateTime<Utc>>,
 }
 
 impl OrderState {
@@ -193,6 +199,13 @@ impl OrderState {
         }
         self.refunded |= event.change == Change::Refunded;
         self.purchased |= event.change.is_positive();
+        let latest =
+            |current: Option<DateTime<Utc>>| Some(current.map_or(event.occurred_at, |c| c.max(event.occurred_at)));
+        match event.change {
+            Change::Purchase | Change::Renewal => self.paid_at = latest(self.paid_at),
+            Change::PaymentFailed => self.failed_at = latest(self.failed_at),
+            _ => {}
+        }
         if event.change == Change::PartialRefund {
             // Each event is merged once (it is marked seen first), so adding up is order-independent.
             self.partial_refunds += 1;
@@ -203,6 +216,15 @@ impl OrderState {
                 }
             }
         }
+    }
+
+    /// Did the order end by choice (a cancellation, not an unpaid renewal)? Grace is for failed
+    /// payments: a deliberate end expires at the period end.
+    pub fn ended_deliberately(&self) -> bool {
+        let unpaid = self
+            .failed_at
+            .is_some_and(|failed| self.paid_at.is_none_or(|paid| failed > paid));
+        matches!(self.standing, Some((Standing::Ended, _))) && !unpaid
     }
 
     /// Was this line of the order refunded in full (its whole quantity, over one or more refunds)?
@@ -314,6 +336,30 @@ mod tests {
         assert!(state.refunded);
         let only_cancel = fold(&[event("x", 3, Change::Ended, None, None)]);
         assert!(!only_cancel.purchased, "a cancellation alone creates nothing");
+    }
+
+    #[test]
+    fn an_end_is_deliberate_unless_an_unpaid_failure_came_before() {
+        let cancelled = fold(&[
+            event("a", 1, Change::Purchase, Some(10), Some(1)),
+            event("b", 5, Change::CancelScheduled, None, None),
+            event("c", 10, Change::Ended, None, None),
+        ]);
+        assert!(cancelled.ended_deliberately());
+        let lapsed = fold(&[
+            event("a", 1, Change::Purchase, Some(10), Some(1)),
+            event("b", 10, Change::PaymentFailed, None, None),
+            event("c", 17, Change::Ended, None, None),
+        ]);
+        assert!(!lapsed.ended_deliberately(), "dunning gave up: grace applies");
+        let recovered = fold(&[
+            event("a", 1, Change::Purchase, Some(10), Some(1)),
+            event("b", 10, Change::PaymentFailed, None, None),
+            event("r", 11, Change::Renewal, Some(20), None),
+            event("c", 15, Change::Ended, None, None),
+        ]);
+        assert!(recovered.ended_deliberately(), "paid after the failure, then cancelled");
+        assert!(!fold(&history()[..3]).ended_deliberately(), "still running");
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct ConnectionView {
     pub time_zone: String,
     /// Whether a partial refund disables like a full one (otherwise it is only recorded).
     pub disable_on_any_refund: bool,
+    /// Whether a subscription the customer ended keeps the product's grace period.
+    pub grace_after_cancel: bool,
     /// Badly signed deliveries that were counted but not stored (over the storage caps), within
     /// the retention period.
     pub rejected_not_stored: i64,
@@ -80,6 +82,7 @@ fn view(c: &Connection, settings: &MailSettings, rejected_not_stored: i64) -> Co
         signature_header: c.signature_header.clone(),
         time_zone: zone_of(c).name().to_owned(),
         disable_on_any_refund: c.disable_on_any_refund,
+        grace_after_cancel: c.grace_after_cancel,
         rejected_not_stored,
         created_at: c.created_at,
         updated_at: c.updated_at,
@@ -111,6 +114,9 @@ pub struct NewConnection {
     /// Disable the order's entitlements on any refund, partial ones too (default false: a partial
     /// refund is recorded and changes nothing; a line refunded in full is disabled either way).
     pub disable_on_any_refund: Option<bool>,
+    /// Keep the product's grace period after a subscription the customer cancelled ends (default
+    /// false: grace is for failed payments; a deliberate end expires at the period end).
+    pub grace_after_cancel: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -125,6 +131,7 @@ pub struct ConnectionPatch {
     pub signature_header: Option<String>,
     pub time_zone: Option<String>,
     pub disable_on_any_refund: Option<bool>,
+    pub grace_after_cancel: Option<bool>,
 }
 
 fn check_time_zone(zone: Option<&str>) -> Result<(), RuleViolation> {
@@ -189,6 +196,7 @@ pub async fn create_connection(
             .and_then(Zone::parse)
             .map(|z| z.name().to_owned()),
         disable_on_any_refund: input.disable_on_any_refund.unwrap_or(false),
+        grace_after_cancel: input.grace_after_cancel.unwrap_or(false),
         created_at: ctx.now,
         updated_at: ctx.now,
     };
@@ -279,6 +287,7 @@ pub async fn update_connection(
         connection.time_zone = Some(zone.name().to_owned());
     }
     connection.disable_on_any_refund = patch.disable_on_any_refund.unwrap_or(connection.disable_on_any_refund);
+    connection.grace_after_cancel = patch.grace_after_cancel.unwrap_or(connection.grace_after_cancel);
     connection.updated_at = ctx.now;
     db::update_connection(&mut tx, &connection).await?;
     let after = view(&connection, settings, not_stored);
@@ -491,6 +500,7 @@ pub async fn rotate_secrets(
         signature_header: None,
         time_zone: None,
         disable_on_any_refund: None,
+        grace_after_cancel: None,
     };
     update_connection(store, ctx, settings, allowed, id, patch).await
 }
@@ -1188,8 +1198,20 @@ async fn materialize(
             }
         };
         let before = entitlement.view(ctx.now);
-        if entitlement.offering_id != offering.id || entitlement.quantity != quantity {
+        // Grace is for failed payments: a subscription the customer ended expires at its end
+        // (unless the connection keeps grace). A grace the vendor set on the entitlement stays.
+        let own_grace = !entitlement.overrides.contains(crate::domain::field::GRACE_PERIOD);
+        let no_grace = own_grace && state.ended_deliberately() && !connection.grace_after_cancel;
+        let grace_back = own_grace
+            && !no_grace
+            && entitlement.terms.periods.grace_period.is_none()
+            && !matches!(state.standing, Some((crate::commerce::event::Standing::Ended, _)));
+        if entitlement.offering_id != offering.id || entitlement.quantity != quantity || grace_back {
+            // Re-derives the terms (the grace too) from the offering.
             super::entitlements::switch_offering(conn, ctx, &mut entitlement, offering, quantity).await?;
+        }
+        if no_grace {
+            entitlement.terms.periods.grace_period = crate::domain::Interval::NONE;
         }
         let fallback = entitlement.base_expires_at;
         // Stored times have millisecond precision: compare like with like.

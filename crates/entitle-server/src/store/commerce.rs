@@ -26,13 +26,16 @@ pub struct Connection {
     pub time_zone: Option<String>,
     /// A partial refund disables the order's entitlements like a full one.
     pub disable_on_any_refund: bool,
+    /// A subscription the customer ended keeps the product's grace period (otherwise grace is
+    /// for failed payments only).
+    pub grace_after_cancel: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const CONNECTION_COLUMNS: &str =
     "id, tenant_id, provider, name, secrets, tolerance_seconds, api_key, api_base_url, signature_header, time_zone,
-     disable_on_any_refund, created_at, updated_at";
+     disable_on_any_refund, grace_after_cancel, created_at, updated_at";
 
 fn connection(row: &AnyRow) -> StoreResult<Connection> {
     Ok(Connection {
@@ -47,6 +50,7 @@ fn connection(row: &AnyRow) -> StoreResult<Connection> {
         signature_header: row.opt_text("signature_header")?,
         time_zone: row.opt_text("time_zone")?,
         disable_on_any_refund: row.int("disable_on_any_refund")? != 0,
+        grace_after_cancel: row.int("grace_after_cancel")? != 0,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
@@ -55,8 +59,8 @@ fn connection(row: &AnyRow) -> StoreResult<Connection> {
 pub async fn insert_connection(conn: &mut AnyConnection, c: &Connection) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO storefront_connections (id, tenant_id, provider, name, secrets, tolerance_seconds, created_at, updated_at,
-            api_key, api_base_url, signature_header, time_zone, disable_on_any_refund)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            api_key, api_base_url, signature_header, time_zone, disable_on_any_refund, grace_after_cancel)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&c.id)
     .bind(&c.tenant_id)
@@ -71,6 +75,7 @@ pub async fn insert_connection(conn: &mut AnyConnection, c: &Connection) -> Stor
     .bind(c.signature_header.as_deref())
     .bind(c.time_zone.as_deref())
     .bind(i64::from(c.disable_on_any_refund))
+    .bind(i64::from(c.grace_after_cancel))
     .execute(conn)
     .await?;
     Ok(())
@@ -79,7 +84,8 @@ pub async fn insert_connection(conn: &mut AnyConnection, c: &Connection) -> Stor
 pub async fn update_connection(conn: &mut AnyConnection, c: &Connection) -> StoreResult<()> {
     sqlx::query(
         "UPDATE storefront_connections SET name = $3, secrets = $4, tolerance_seconds = $5, updated_at = $6,
-            api_key = $7, api_base_url = $8, signature_header = $9, time_zone = $10, disable_on_any_refund = $11
+            api_key = $7, api_base_url = $8, signature_header = $9, time_zone = $10, disable_on_any_refund = $11,
+            grace_after_cancel = $12
          WHERE tenant_id = $1 AND id = $2",
     )
     .bind(&c.tenant_id)
@@ -93,6 +99,7 @@ pub async fn update_connection(conn: &mut AnyConnection, c: &Connection) -> Stor
     .bind(c.signature_header.as_deref())
     .bind(c.time_zone.as_deref())
     .bind(i64::from(c.disable_on_any_refund))
+    .bind(i64::from(c.grace_after_cancel))
     .execute(conn)
     .await?;
     Ok(())

@@ -239,6 +239,7 @@ fn new_connection(fields: &HashMap<String, String>) -> Result<NewConnection, For
         signature_header: None,
         time_zone: None,
         disable_on_any_refund: None,
+        grace_after_cancel: None,
     })
 }
 
@@ -394,6 +395,7 @@ fn settings_patch(fields: &HashMap<String, String>) -> Result<ConnectionPatch, F
         signature_header: None,
         time_zone: None,
         disable_on_any_refund: None,
+        grace_after_cancel: None,
     })
 }
 

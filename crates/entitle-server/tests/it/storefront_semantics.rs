@@ -341,3 +341,68 @@ backend_test! {
         assert_eq!(time(&e["expires_at"]).timestamp(), (now + Duration::days(365)).timestamp());
     }
 }
+
+/// A subscription bought, then cancelled (or its renewal failed), then ended.
+async fn journey(
+    app: &TestApp,
+    key: &str,
+    conn: &str,
+    order: &str,
+    failed: bool,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+) -> Value {
+    let purchase = generic(
+        "purchase",
+        order,
+        start,
+        Some(("PRO-M", 1)),
+        Some(end),
+        Some("c@example.com"),
+    );
+    let (status, receipt) = deliver(app, conn, "generic", &format!("{order}-1"), &purchase).await;
+    assert_eq!(status, StatusCode::OK, "{receipt}");
+    let middle = if failed {
+        "payment_failed"
+    } else {
+        "cancellation_scheduled"
+    };
+    deliver(
+        app,
+        conn,
+        "generic",
+        &format!("{order}-2"),
+        &generic(middle, order, end - Duration::days(3), None, None, None),
+    )
+    .await;
+    deliver(
+        app,
+        conn,
+        "generic",
+        &format!("{order}-3"),
+        &generic("ended", order, end, None, None, None),
+    )
+    .await;
+    entitlement(app, key, order).await
+}
+
+backend_test! {
+    async fn grace_is_for_failed_payments_a_cancelled_subscription_expires_at_its_end(app) {
+        let t = app.tenant("Acme").await;
+        seed_catalogue(app, &t.key).await;
+        let conn = connection(app, &t.key, "generic").await;
+        let lenient = app.create(&t.key, "/api/v1/storefront-connections", json!({"provider": "generic", "name": "lenient",
+            "secrets": [SECRET], "grace_after_cancel": true})).await;
+        assert_eq!(lenient["grace_after_cancel"], true);
+        let lenient = lenient["id"].as_str().unwrap().to_owned();
+        let now = Utc::now();
+        let (start, end) = (now - Duration::days(30), now - Duration::days(1));
+        let cancelled = journey(app, &t.key, &conn, "cancelled", false, (start, end)).await;
+        assert_eq!(cancelled["status"], "expired", "the customer's choice: no grace");
+        assert_eq!(time(&cancelled["expires_at"]).timestamp_millis(), end.timestamp_millis());
+        assert_eq!(actions(&history(app, &t.key, &cancelled).await).last(), Some(&"entitlement.ended"));
+        let lapsed = journey(app, &t.key, &conn, "lapsed", true, (start, end)).await;
+        assert_eq!(lapsed["status"], "grace", "an unpaid renewal keeps the grace period");
+        let kept = journey(app, &t.key, &lenient, "kept", false, (start, end)).await;
+        assert_eq!(kept["status"], "grace", "the connection keeps grace after a cancellation");
+    }
+}
