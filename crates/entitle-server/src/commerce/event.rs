@@ -86,6 +86,10 @@ pub struct CommerceEvent {
     /// payment with no effect): said while a look-up has not filled it.
     #[serde(default)]
     pub missing: Option<String>,
+    /// The quantity of the order's first line when the provider gives it apart from the line
+    /// (Maxio: a component's allocation); it holds until a later event gives another.
+    #[serde(default)]
+    pub quantity: Option<i64>,
 }
 
 impl Item {
@@ -152,6 +156,11 @@ pub struct OrderState {
     pub paid_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub failed_at: Option<DateTime<Utc>>,
+    /// The first line's quantity given apart from the items (see `CommerceEvent::quantity`).
+    #[serde(default)]
+    pub quantity: Option<i64>,
+    #[serde(default)]
+    quantity_at: Option<Stamp>,
 }
 
 impl OrderState {
@@ -178,6 +187,12 @@ impl OrderState {
             if newer(&self.items_at) {
                 self.items = items.clone();
                 self.items_at = Some(stamp.clone());
+            }
+        }
+        if let Some(quantity) = event.quantity {
+            if newer(&self.quantity_at) {
+                self.quantity = Some(quantity);
+                self.quantity_at = Some(stamp.clone());
             }
         }
         if let Some(end) = event.period_end {
@@ -216,6 +231,15 @@ impl OrderState {
                 }
             }
         }
+    }
+
+    /// The order's lines, the first with the quantity given apart from the items, if any.
+    pub fn lines(&self) -> Vec<Item> {
+        let mut lines = self.items.clone();
+        if let (Some(first), Some(quantity)) = (lines.first_mut(), self.quantity) {
+            first.quantity = quantity;
+        }
+        lines
     }
 
     /// Did the order end by choice (a cancellation, not an unpaid renewal)? Grace is for failed
@@ -277,6 +301,7 @@ mod tests {
             lookups: Vec::new(),
             refunded_items: Vec::new(),
             missing: None,
+            quantity: None,
         }
     }
 

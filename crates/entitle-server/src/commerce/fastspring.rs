@@ -70,6 +70,7 @@ fn event_of(entry: &Value) -> Result<CommerceEvent, ParseError> {
         lookups: Vec::new(),
         refunded_items: Vec::new(),
         missing: None,
+        quantity: None,
     };
     match event_type.as_str() {
         "order.completed" => {

@@ -149,5 +149,6 @@ pub fn parse(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Vec<Commerc
         lookups: Vec::new(),
         refunded_items,
         missing: None,
+        quantity: None,
     }])
 }

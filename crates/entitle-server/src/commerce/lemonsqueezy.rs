@@ -63,6 +63,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
         lookups: Vec::new(),
         refunded_items: Vec::new(),
         missing: None,
+        quantity: None,
     };
     let sku_item = |quantity: i64| {
         s(&custom["sku"]).map(|sku| {

@@ -79,6 +79,8 @@ pub fn parse(body: &[u8], zone: &Zone) -> Result<Vec<CommerceEvent>, ParseError>
     };
     let product = get("payload[subscription][product][handle]")
         .or_else(|| get("payload[subscription][product][id]"))
+        .or_else(|| get("payload[product][handle]"))
+        .or_else(|| get("payload[product][id]"))
         .cloned();
     Ok(vec![CommerceEvent {
         event_id: id,
@@ -105,5 +107,11 @@ pub fn parse(body: &[u8], zone: &Zone) -> Result<Vec<CommerceEvent>, ParseError>
         lookups: Vec::new(),
         refunded_items: Vec::new(),
         missing: None,
+        // Seats are a quantity-based component: its allocation is the subscription's quantity.
+        quantity: get("payload[new_allocation]")
+            .or_else(|| get("payload[allocation][quantity]"))
+            .and_then(|q| q.parse::<f64>().ok())
+            .filter(|q| q.is_finite() && *q >= 0.0)
+            .map(|q| q.ceil() as i64),
     }])
 }

@@ -71,6 +71,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
         lookups: Vec::new(),
         refunded_items: Vec::new(),
         missing: None,
+        quantity: None,
     };
     if event_type.starts_with("subscription.") && event_type != "subscription.imported" {
         let cancelling = d["scheduled_change"]["action"] == "cancel";

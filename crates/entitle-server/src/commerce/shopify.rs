@@ -43,6 +43,7 @@ pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Vec<CommerceEvent>, Par
         lookups: Vec::new(),
         refunded_items: Vec::new(),
         missing: None,
+        quantity: None,
     };
     match topic {
         "orders/paid" | "orders/create" | "orders/cancelled" => {

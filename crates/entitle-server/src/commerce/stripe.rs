@@ -115,6 +115,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
         lookups: Vec::new(),
         refunded_items: Vec::new(),
         missing: None,
+        quantity: None,
     };
     match event_type.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {

@@ -649,3 +649,35 @@ fn a_stripe_invoice_names_its_subscription_prices() {
     assert_eq!(items[0].provider_ref.as_deref(), Some("price_1234"));
     assert_eq!(items[0].quantity, 1);
 }
+
+#[test]
+fn a_maxio_component_allocation_is_the_subscriptions_quantity_until_another() {
+    let form =
+        "id=77&event=component_allocation_change&payload[subscription][id]=777&payload[subscription][state]=active\
+                &payload[subscription][updated_at]=2026-02-01%2010:00:00%20-0500&payload[product][handle]=basic\
+                &payload[component][id]=55&payload[component][handle]=seats&payload[previous_allocation]=1\
+                &payload[new_allocation]=7";
+    let e = Provider::Maxio
+        .parse_delivery(&HeaderMap::new(), form.as_bytes(), &Zone::utc())
+        .unwrap()
+        .remove(0);
+    assert_eq!(e.quantity, Some(7));
+    assert_eq!(e.change, Change::Active);
+    assert_eq!(e.items.as_ref().unwrap()[0].provider_ref.as_deref(), Some("basic"));
+    // A renewal after it says nothing of the quantity: the allocation holds, in any order.
+    let renewal = "id=78&event=renewal_success&payload[subscription][id]=777&payload[subscription][state]=active\
+                   &payload[subscription][updated_at]=2026-03-01%2010:00:00%20-0500\
+                   &payload[subscription][product][handle]=basic";
+    let r = Provider::Maxio
+        .parse_delivery(&HeaderMap::new(), renewal.as_bytes(), &Zone::utc())
+        .unwrap()
+        .remove(0);
+    assert_eq!(r.quantity, None);
+    for order in [[&e, &r], [&r, &e]] {
+        let mut state = super::event::OrderState::default();
+        for event in order {
+            state.merge(event);
+        }
+        assert_eq!(state.lines()[0].quantity, 7);
+    }
+}

@@ -129,5 +129,6 @@ pub fn parse(headers: &axum::http::HeaderMap, body: &[u8], zone: &Zone) -> Resul
         lookups,
         refunded_items: Vec::new(),
         missing: None,
+        quantity: None,
     }])
 }

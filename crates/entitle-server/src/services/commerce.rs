@@ -1130,8 +1130,9 @@ async fn materialize(
             "the order's items are not known yet (pass the SKU in checkout metadata, or wait for the subscription event)".into(),
         )));
     }
+    let lines = state.lines();
     let mut resolved = Vec::new();
-    for item in &state.items {
+    for item in &lines {
         match resolve_item(conn, ctx, connection, item, state.trial).await? {
             Ok(pair) => resolved.push(pair),
             Err(unapplied) => return Ok(Err(unapplied)),
@@ -1144,7 +1145,7 @@ async fn materialize(
     // A full refund takes back every line; a partial one only the lines it refunds in full,
     // unless the connection disables on any refund.
     let refund_all = state.refunded || (connection.disable_on_any_refund && state.partial_refunds > 0);
-    for (line, ((offering, quantity), item)) in resolved.into_iter().zip(&state.items).enumerate() {
+    for (line, ((offering, quantity), item)) in resolved.into_iter().zip(&lines).enumerate() {
         let refunded = refund_all || state.line_refunded(item);
         // One entitlement per order line: the first line carries the order reference, later lines
         // `{order}#{n}`, so several lines become several entitlements and a plan change of a line

@@ -406,3 +406,47 @@ backend_test! {
         assert_eq!(kept["status"], "grace", "the connection keeps grace after a cancellation");
     }
 }
+
+backend_test! {
+    async fn a_maxio_subscription_takes_its_seats_from_the_component_and_keeps_them_through_renewals_and_partial_refunds(app) {
+        let t = app.tenant("Acme").await;
+        seed_catalogue(app, &t.key).await;
+        let maxio = connection(app, &t.key, "maxio").await;
+        map(app, &t.key, &maxio, "basic", "BASIC-M").await;
+        let now = Utc::now();
+        let at = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S -0000").to_string().replace(" ", "%20");
+        let sub = |id: u32, event: &str, t: DateTime<Utc>, extra: &str| {
+            json!(format!(
+                "id={id}&event={event}&payload[subscription][id]=888&payload[subscription][state]=active\
+                 &payload[subscription][updated_at]={}&payload[subscription][product][handle]=basic\
+                 &payload[subscription][customer][email]=seats%40maxio.example{extra}",
+                at(t)
+            ))
+        };
+        let period = |t: DateTime<Utc>| format!("&payload[subscription][current_period_ends_at]={}", at(t));
+        let maxio = maxio.as_str();
+        let send = |body: Value| async move {
+            let (status, receipt) = deliver(app, maxio, "maxio", "", &body).await;
+            assert_eq!(status, StatusCode::OK, "{receipt}");
+            receipt
+        };
+        send(sub(1, "signup_success", now - Duration::days(20), &period(now + Duration::days(10)))).await;
+        assert_eq!(entitlement(app, &t.key, "888").await["seat_count"], 1);
+        send(sub(2, "component_allocation_change", now - Duration::days(10), "&payload[component][handle]=seats&payload[previous_allocation]=1&payload[new_allocation]=6")).await;
+        assert_eq!(entitlement(app, &t.key, "888").await["seat_count"], 6, "the allocation is the quantity");
+        send(sub(3, "renewal_success", now - Duration::days(1), &period(now + Duration::days(40)))).await;
+        let e = entitlement(app, &t.key, "888").await;
+        assert_eq!(e["seat_count"], 6, "a renewal keeps the seats");
+        assert_eq!(time(&e["expires_at"]).timestamp(), (now + Duration::days(40)).timestamp());
+        send(json!(format!("id=4&event=refund_success&payload[subscription_id]=888&payload[timestamp]={}\
+            &payload[refund_amount_in_cents]=500&payload[payment_amount_in_cents]=6000", at(now)))).await;
+        assert_eq!(entitlement(app, &t.key, "888").await["status"], "active", "a partial refund changes nothing");
+        send(sub(5, "pending_cancellation_change", now + Duration::seconds(1), "&payload[subscription][cancel_at_end_of_period]=true")).await;
+        let e = entitlement(app, &t.key, "888").await;
+        assert_eq!(e["status"], "active");
+        assert!(actions(&history(app, &t.key, &e).await).contains(&"entitlement.cancel_scheduled"));
+        send(json!(format!("id=6&event=refund_success&payload[subscription_id]=888&payload[timestamp]={}\
+            &payload[refund_amount_in_cents]=6000&payload[payment_amount_in_cents]=6000", at(now + Duration::seconds(2))))).await;
+        assert_eq!(entitlement(app, &t.key, "888").await["status"], "disabled", "a full refund disables");
+    }
+}
