@@ -19,6 +19,7 @@ use super::{s, Provider};
 pub const STRIPE_API: &str = "https://api.stripe.com";
 pub const PADDLE_API: &str = "https://api.paddle.com";
 pub const ZUORA_API: &str = "https://rest.zuora.com";
+pub const FASTSPRING_API: &str = "https://api.fastspring.com";
 
 /// Provider answers larger than this are refused (the documents asked for are a few KiB).
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -193,8 +194,16 @@ impl ProviderApi {
         self.allowed.check(provider, url.as_str())
     }
 
-    async fn get(&self, url: Url, key: &str) -> Result<Value, ApiProblem> {
-        let mut response = self.client.get(url).bearer_auth(key).send().await.map_err(|e| {
+    async fn get(&self, url: Url, provider: Provider, key: &str) -> Result<Value, ApiProblem> {
+        let request = match provider {
+            // FastSpring's API takes basic authentication: the key is `user:password`.
+            Provider::FastSpring => {
+                let (user, password) = key.split_once(':').unwrap_or((key, ""));
+                self.client.get(url).basic_auth(user, Some(password))
+            }
+            _ => self.client.get(url).bearer_auth(key),
+        };
+        let mut response = request.send().await.map_err(|e| {
             // The details stay in the operator's log; the tenant sees the summary.
             tracing::warn!(error = %e, "calling a provider API failed");
             if e.is_timeout() {
@@ -251,7 +260,7 @@ pub async fn complete(event: &mut CommerceEvent, api: &ProviderApi, access: &Api
                     &["v1", "checkout", "sessions", &session, "line_items"],
                     Some("limit=100"),
                 )?;
-                let answer = api.get(url, access.key).await?;
+                let answer = api.get(url, access.provider, access.key).await?;
                 let items: Vec<Item> = answer["data"]
                     .as_array()
                     .map(|lines| {
@@ -271,19 +280,19 @@ pub async fn complete(event: &mut CommerceEvent, api: &ProviderApi, access: &Api
             }
             (Provider::Stripe, Lookup::StripeCustomer { customer }) => {
                 let url = api.url(access.provider, base(STRIPE_API), &["v1", "customers", &customer], None)?;
-                let answer = api.get(url, access.key).await?;
+                let answer = api.get(url, access.provider, access.key).await?;
                 event.customer.email = event.customer.email.take().or_else(|| s(&answer["email"]));
                 event.customer.name = event.customer.name.take().or_else(|| s(&answer["name"]));
             }
             (Provider::Paddle, Lookup::PaddleCustomer { customer }) => {
                 let url = api.url(access.provider, base(PADDLE_API), &["customers", &customer], None)?;
-                let answer = api.get(url, access.key).await?;
+                let answer = api.get(url, access.provider, access.key).await?;
                 event.customer.email = event.customer.email.take().or_else(|| s(&answer["data"]["email"]));
                 event.customer.name = event.customer.name.take().or_else(|| s(&answer["data"]["name"]));
             }
             (Provider::Zuora, Lookup::ZuoraAccount { account }) => {
                 let url = api.url(access.provider, base(ZUORA_API), &["v1", "accounts", &account], None)?;
-                let answer = api.get(url, access.key).await?;
+                let answer = api.get(url, access.provider, access.key).await?;
                 let contact = &answer["billToContact"];
                 event.customer.email = event.customer.email.take().or_else(|| s(&contact["workEmail"]));
                 let name = format!(
@@ -296,6 +305,25 @@ pub async fn complete(event: &mut CommerceEvent, api: &ProviderApi, access: &Api
                     .name
                     .take()
                     .or_else(|| Some(name.trim().to_owned()).filter(|n| !n.is_empty()));
+            }
+            (Provider::FastSpring, Lookup::FastSpringSubscription { subscription }) => {
+                let url = api.url(
+                    access.provider,
+                    base(FASTSPRING_API),
+                    &["subscriptions", &subscription],
+                    None,
+                )?;
+                let answer = api.get(url, access.provider, access.key).await?;
+                // One id answers the subscription itself; several a list.
+                let found = if answer["id"].is_string() {
+                    &answer
+                } else {
+                    &answer["subscriptions"][0]
+                };
+                if let Some(next) = found["next"].as_i64().and_then(chrono::DateTime::from_timestamp_millis) {
+                    event.period_end = Some(next);
+                    event.missing = None;
+                }
             }
             _ => {}
         }

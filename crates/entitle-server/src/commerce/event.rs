@@ -23,8 +23,12 @@ pub enum Change {
     Ended,
     /// A payment failed: the grace period runs.
     PaymentFailed,
-    /// Refunded, or a chargeback lost: disable.
+    /// The whole order refunded, or a chargeback lost: disable.
     Refunded,
+    /// Part of the order refunded (`refunded_items` names the lines, when the provider does): a
+    /// line refunded in full is disabled, anything less is recorded and changes nothing unless
+    /// the connection disables on any refund.
+    PartialRefund,
     /// Nothing for licensing (a customer update, a notice…).
     Ignored,
 }
@@ -75,6 +79,27 @@ pub struct CommerceEvent {
     /// Data the payload lacks and the provider's API can give.
     #[serde(default)]
     pub lookups: Vec<Lookup>,
+    /// With `PartialRefund`: the lines refunded and the quantity refunded of each.
+    #[serde(default)]
+    pub refunded_items: Vec<Item>,
+    /// What the event must have before it may be applied (applying it without would record a
+    /// payment with no effect): said while a look-up has not filled it.
+    #[serde(default)]
+    pub missing: Option<String>,
+    /// The quantity of the order's first line when the provider gives it apart from the line
+    /// (Maxio: a component's allocation); it holds until a later event gives another.
+    #[serde(default)]
+    pub quantity: Option<i64>,
+}
+
+impl Item {
+    /// Whether two items name the same line (a refund's line and an order's).
+    pub fn same_line(&self, other: &Item) -> bool {
+        match (&self.provider_ref, &other.provider_ref) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.sku.is_some() && self.sku == other.sku,
+        }
+    }
 }
 
 /// A question for the provider's API, asked before the event is applied.
@@ -88,6 +113,8 @@ pub enum Lookup {
     PaddleCustomer { customer: String },
     /// A Zuora account's bill-to contact (callouts carry what the template gives).
     ZuoraAccount { account: String },
+    /// A FastSpring subscription's next charge date (a renewal without webhook expansion lacks it).
+    FastSpringSubscription { subscription: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +144,23 @@ pub struct OrderState {
     pub refunded: bool,
     /// A positive event was seen: the order is real and paid for.
     pub purchased: bool,
+    /// How many partial refunds were seen.
+    #[serde(default)]
+    pub partial_refunds: u32,
+    /// What partial refunds took back, per line (quantities added up).
+    #[serde(default)]
+    pub refunded_items: Vec<Item>,
+    /// The latest payment (purchase or renewal) and the latest failed one: an end after a failure
+    /// that no payment followed is not the customer's choice.
+    #[serde(default)]
+    pub paid_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub failed_at: Option<DateTime<Utc>>,
+    /// The first line's quantity given apart from the items (see `CommerceEvent::quantity`).
+    #[serde(default)]
+    pub quantity: Option<i64>,
+    #[serde(default)]
+    quantity_at: Option<Stamp>,
 }
 
 impl OrderState {
@@ -145,6 +189,12 @@ impl OrderState {
                 self.items_at = Some(stamp.clone());
             }
         }
+        if let Some(quantity) = event.quantity {
+            if newer(&self.quantity_at) {
+                self.quantity = Some(quantity);
+                self.quantity_at = Some(stamp.clone());
+            }
+        }
         if let Some(end) = event.period_end {
             self.period_end = Some(self.period_end.map_or(end, |current| current.max(end)));
         }
@@ -164,6 +214,48 @@ impl OrderState {
         }
         self.refunded |= event.change == Change::Refunded;
         self.purchased |= event.change.is_positive();
+        let latest =
+            |current: Option<DateTime<Utc>>| Some(current.map_or(event.occurred_at, |c| c.max(event.occurred_at)));
+        match event.change {
+            Change::Purchase | Change::Renewal => self.paid_at = latest(self.paid_at),
+            Change::PaymentFailed => self.failed_at = latest(self.failed_at),
+            _ => {}
+        }
+        if event.change == Change::PartialRefund {
+            // Each event is merged once (it is marked seen first), so adding up is order-independent.
+            self.partial_refunds += 1;
+            for refund in &event.refunded_items {
+                match self.refunded_items.iter_mut().find(|r| r.same_line(refund)) {
+                    Some(known) => known.quantity += refund.quantity,
+                    None => self.refunded_items.push(refund.clone()),
+                }
+            }
+        }
+    }
+
+    /// The order's lines, the first with the quantity given apart from the items, if any.
+    pub fn lines(&self) -> Vec<Item> {
+        let mut lines = self.items.clone();
+        if let (Some(first), Some(quantity)) = (lines.first_mut(), self.quantity) {
+            first.quantity = quantity;
+        }
+        lines
+    }
+
+    /// Did the order end by choice (a cancellation, not an unpaid renewal)? Grace is for failed
+    /// payments: a deliberate end expires at the period end.
+    pub fn ended_deliberately(&self) -> bool {
+        let unpaid = self
+            .failed_at
+            .is_some_and(|failed| self.paid_at.is_none_or(|paid| failed > paid));
+        matches!(self.standing, Some((Standing::Ended, _))) && !unpaid
+    }
+
+    /// Was this line of the order refunded in full (its whole quantity, over one or more refunds)?
+    pub fn line_refunded(&self, line: &Item) -> bool {
+        self.refunded_items
+            .iter()
+            .any(|r| r.same_line(line) && r.quantity >= line.quantity.max(1))
     }
 
     /// When the entitlement should expire given this state, with `fallback` the plan's expiry.
@@ -207,6 +299,9 @@ mod tests {
             }),
             period_end: period_end.map(t),
             lookups: Vec::new(),
+            refunded_items: Vec::new(),
+            missing: None,
+            quantity: None,
         }
     }
 
@@ -266,5 +361,67 @@ mod tests {
         assert!(state.refunded);
         let only_cancel = fold(&[event("x", 3, Change::Ended, None, None)]);
         assert!(!only_cancel.purchased, "a cancellation alone creates nothing");
+    }
+
+    #[test]
+    fn an_end_is_deliberate_unless_an_unpaid_failure_came_before() {
+        let cancelled = fold(&[
+            event("a", 1, Change::Purchase, Some(10), Some(1)),
+            event("b", 5, Change::CancelScheduled, None, None),
+            event("c", 10, Change::Ended, None, None),
+        ]);
+        assert!(cancelled.ended_deliberately());
+        let lapsed = fold(&[
+            event("a", 1, Change::Purchase, Some(10), Some(1)),
+            event("b", 10, Change::PaymentFailed, None, None),
+            event("c", 17, Change::Ended, None, None),
+        ]);
+        assert!(!lapsed.ended_deliberately(), "dunning gave up: grace applies");
+        let recovered = fold(&[
+            event("a", 1, Change::Purchase, Some(10), Some(1)),
+            event("b", 10, Change::PaymentFailed, None, None),
+            event("r", 11, Change::Renewal, Some(20), None),
+            event("c", 15, Change::Ended, None, None),
+        ]);
+        assert!(recovered.ended_deliberately(), "paid after the failure, then cancelled");
+        assert!(!fold(&history()[..3]).ended_deliberately(), "still running");
+    }
+
+    #[test]
+    fn partial_refunds_add_up_per_line_and_leave_the_standing_alone() {
+        let mut state = fold(&history()[..3]);
+        let line = state.items[0].clone();
+        assert_eq!(line.quantity, 3);
+        let mut refund = event("p1", 12, Change::PartialRefund, None, None);
+        refund.refunded_items = vec![Item {
+            quantity: 2,
+            ..line.clone()
+        }];
+        state.merge(&refund);
+        assert_eq!(state.partial_refunds, 1);
+        assert!(
+            !state.refunded && !state.line_refunded(&line),
+            "two of three seats refunded"
+        );
+        assert_eq!(state.standing.map(|s| s.0), Some(Standing::Active));
+        let mut rest = refund.clone();
+        rest.event_id = "p2".into();
+        rest.refunded_items[0].quantity = 1;
+        state.merge(&rest);
+        assert!(
+            state.line_refunded(&line),
+            "the rest of the line refunded: the whole line is"
+        );
+        let other = Item {
+            provider_ref: Some("price_2".into()),
+            sku: None,
+            quantity: 1,
+        };
+        assert!(!state.line_refunded(&other));
+        // A goodwill refund names no line.
+        let mut goodwill = fold(&history()[..3]);
+        goodwill.merge(&event("g", 12, Change::PartialRefund, None, None));
+        assert_eq!(goodwill.partial_refunds, 1);
+        assert!(!goodwill.line_refunded(&line) && !goodwill.refunded);
     }
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::event::{Change, CommerceEvent, Customer, Item};
+use super::event::{Change, CommerceEvent, Customer, Item, Lookup};
 use super::signature::{any_matches, decode_base64, Rejection};
 use super::{header, s, ParseError, Verification};
 
@@ -68,6 +68,9 @@ fn event_of(entry: &Value) -> Result<CommerceEvent, ParseError> {
         items: None,
         period_end: None,
         lookups: Vec::new(),
+        refunded_items: Vec::new(),
+        missing: None,
+        quantity: None,
     };
     match event_type.as_str() {
         "order.completed" => {
@@ -124,11 +127,46 @@ fn event_of(entry: &Value) -> Result<CommerceEvent, ParseError> {
             event.aliases = id_of(&d["order"]).into_iter().collect();
             event.change = Change::Renewal;
             event.period_end = millis(&d["subscription"]["next"]);
+            if event.period_end.is_none() {
+                // Without webhook expansion the subscription is an id: its next charge date
+                // comes from the API, or the renewal waits (it must not look applied).
+                if let Some(subscription) = event.order_ref.clone() {
+                    event.lookups.push(Lookup::FastSpringSubscription { subscription });
+                }
+                event.missing = Some(
+                    "the subscription's next charge date (sent only with webhook expansion): give the connection \
+                     FastSpring API credentials (`user:password`) or turn webhook expansion on, then replay"
+                        .into(),
+                );
+            }
         }
         "return.created" => {
             let original = &d["original"];
             event.aliases = id_of(original).into_iter().chain(s(&original["reference"])).collect();
-            event.change = Change::Refunded;
+            event.refunded_items = d["items"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|i| Item {
+                            provider_ref: product_of(&i["product"]),
+                            sku: None,
+                            quantity: i["quantity"].as_i64().unwrap_or(1),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            // Whole when the amount returned reaches the order's total, or when the return says
+            // neither amounts nor lines; otherwise the lines decide.
+            let returned = d["totalReturn"]
+                .as_f64()
+                .or_else(|| d["totalReturnInPayoutCurrency"].as_f64());
+            let total = original["total"].as_f64();
+            event.change = match (returned, total) {
+                (Some(returned), Some(total)) if total > 0.0 && returned >= total => Change::Refunded,
+                (None, _) | (_, None) if event.refunded_items.is_empty() => Change::Refunded,
+                _ => Change::PartialRefund,
+            };
         }
         _ => {}
     }

@@ -113,6 +113,7 @@ pub fn parse(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Vec<Commerc
         "ended" => Change::Ended,
         "payment_failed" => Change::PaymentFailed,
         "refunded" => Change::Refunded,
+        "partial_refund" => Change::PartialRefund,
         other => return Err(ParseError(format!("unknown type {other:?}"))),
     };
     let customer = payload.customer.map_or_else(Customer::default, |c| Customer {
@@ -130,6 +131,11 @@ pub fn parse(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Vec<Commerc
             })
             .collect()
     });
+    // A partial refund's items are the lines it takes back, not what the order holds.
+    let (items, refunded_items) = match change {
+        Change::PartialRefund => (None, items.unwrap_or_default()),
+        _ => (items, Vec::new()),
+    };
     Ok(vec![CommerceEvent {
         event_id: id.to_owned(),
         event_type: payload.kind,
@@ -141,5 +147,8 @@ pub fn parse(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Vec<Commerc
         items,
         period_end: payload.period_end,
         lookups: Vec::new(),
+        refunded_items,
+        missing: None,
+        quantity: None,
     }])
 }

@@ -18,6 +18,23 @@ pub fn verify(v: &Verification<'_>) -> Result<(), Rejection> {
     }
 }
 
+/// A refund is whole when the status says `refunded` or the refunded amount reaches the total;
+/// `partial_refund`, or a smaller amount, is partial; `refunded: true` alone is whole. `None`:
+/// the object says nothing of a refund.
+fn refund(a: &Value) -> Option<Change> {
+    let refunded = a["refunded_amount"].as_i64().unwrap_or(0);
+    let total = a["total"].as_i64().unwrap_or(0);
+    match a["status"].as_str() {
+        Some("refunded") => Some(Change::Refunded),
+        Some("partial_refund") => Some(Change::PartialRefund),
+        _ if total > 0 && refunded >= total => Some(Change::Refunded),
+        _ if refunded > 0 => Some(Change::PartialRefund),
+        // Refunded, and nothing says it was partial.
+        _ if a["refunded"] == true => Some(Change::Refunded),
+        _ => None,
+    }
+}
+
 pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
     let envelope: Value = serde_json::from_slice(body).map_err(|e| ParseError(e.to_string()))?;
     let name = s(&envelope["meta"]["event_name"]).ok_or_else(|| ParseError("no meta.event_name".into()))?;
@@ -44,6 +61,9 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
         items: None,
         period_end: None,
         lookups: Vec::new(),
+        refunded_items: Vec::new(),
+        missing: None,
+        quantity: None,
     };
     let sku_item = |quantity: i64| {
         s(&custom["sku"]).map(|sku| {
@@ -59,7 +79,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
             event.order_ref = Some(format!("order:{id}"));
             let paid = a["status"] == "paid";
             event.change = match name.as_str() {
-                "order_refunded" => Change::Refunded,
+                "order_refunded" => refund(a).unwrap_or(Change::Refunded),
                 _ if paid => Change::Purchase,
                 _ => Change::Ignored,
             };
@@ -117,8 +137,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
                 .collect();
             event.change = match name.as_str() {
                 "subscription_payment_failed" => Change::PaymentFailed,
-                "subscription_payment_refunded" if a["refunded"] == true => Change::Refunded,
-                "subscription_payment_refunded" => Change::Ignored,
+                "subscription_payment_refunded" => refund(a).unwrap_or(Change::Ignored),
                 _ => Change::Renewal,
             };
         }

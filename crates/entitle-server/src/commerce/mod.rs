@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::domain::zone::Zone;
 use event::CommerceEvent;
 use signature::Rejection;
 
@@ -81,16 +82,30 @@ impl Provider {
         }
     }
 
-    pub fn parse_delivery(self, headers: &HeaderMap, body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
+    /// Reads a delivery; `zone` is the connection's, for dates and date-times without an offset.
+    pub fn parse_delivery(
+        self,
+        headers: &HeaderMap,
+        body: &[u8],
+        zone: &Zone,
+    ) -> Result<Vec<CommerceEvent>, ParseError> {
         match self {
             Provider::Stripe => stripe::parse(body),
             Provider::Paddle => paddle::parse(body),
             Provider::LemonSqueezy => lemonsqueezy::parse(body),
             Provider::Shopify => shopify::parse(headers, body),
             Provider::FastSpring => fastspring::parse(body),
-            Provider::Maxio => maxio::parse(body),
-            Provider::Zuora => zuora::parse(headers, body),
+            Provider::Maxio => maxio::parse(body, zone),
+            Provider::Zuora => zuora::parse(headers, body, zone),
             Provider::Generic => generic::parse(headers, body),
+        }
+    }
+
+    /// The zone the provider's local dates are in unless the connection says otherwise.
+    pub fn default_zone(self) -> Zone {
+        match self {
+            Provider::Zuora => Zone::parse(zuora::DEFAULT_ZONE).unwrap_or_else(Zone::utc),
+            _ => Zone::utc(),
         }
     }
 

@@ -69,6 +69,9 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
         items: None,
         period_end: None,
         lookups: Vec::new(),
+        refunded_items: Vec::new(),
+        missing: None,
+        quantity: None,
     };
     if event_type.starts_with("subscription.") && event_type != "subscription.imported" {
         let cancelling = d["scheduled_change"]["action"] == "cancel";
@@ -107,10 +110,10 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
     } else if event_type == "adjustment.created" || event_type == "adjustment.updated" {
         let takes_back = matches!(d["action"].as_str(), Some("refund") | Some("chargeback"));
         let full = d["type"] != "partial";
-        event.change = if takes_back && full && d["status"] == "approved" {
-            Change::Refunded
-        } else {
-            Change::Ignored
+        event.change = match (takes_back && d["status"] == "approved", full) {
+            (true, true) => Change::Refunded,
+            (true, false) => Change::PartialRefund,
+            _ => Change::Ignored,
         };
         event.order_ref = s(&d["subscription_id"]);
         event.aliases = s(&d["transaction_id"]).into_iter().collect();

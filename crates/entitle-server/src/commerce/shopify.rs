@@ -1,5 +1,6 @@
 //! Shopify: `X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256(app secret, body)>`, no timestamp. Orders are
-//! one-time purchases: `orders/paid` grants, `orders/cancelled` and `refunds/create` take back.
+//! one-time purchases: `orders/paid` grants, `orders/cancelled` takes back, `refunds/create` takes back the lines it
+//! refunds in full.
 //! Deliveries are identified by `X-Shopify-Webhook-Id` (newer) or `X-Shopify-Event-Id` (older).
 
 use axum::http::HeaderMap;
@@ -40,6 +41,9 @@ pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Vec<CommerceEvent>, Par
         items: None,
         period_end: None,
         lookups: Vec::new(),
+        refunded_items: Vec::new(),
+        missing: None,
+        quantity: None,
     };
     match topic {
         "orders/paid" | "orders/create" | "orders/cancelled" => {
@@ -72,8 +76,24 @@ pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Vec<CommerceEvent>, Par
             });
         }
         "refunds/create" => {
+            // A refund names the lines it takes back (with the quantity); a goodwill refund
+            // names none. Whether a line is refunded in full is decided against the order.
             event.order_ref = s(&o["order_id"]);
-            event.change = Change::Refunded;
+            event.change = Change::PartialRefund;
+            event.refunded_items = o["refund_line_items"]
+                .as_array()
+                .map(|lines| {
+                    lines
+                        .iter()
+                        .map(|refund| Item {
+                            provider_ref: s(&refund["line_item"]["variant_id"])
+                                .or_else(|| s(&refund["line_item"]["product_id"])),
+                            sku: s(&refund["line_item"]["sku"]),
+                            quantity: refund["quantity"].as_i64().unwrap_or(1),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
         }
         _ => {}
     }

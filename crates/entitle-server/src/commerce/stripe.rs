@@ -65,6 +65,33 @@ fn subscription_period_end(sub: &Value) -> Option<DateTime<Utc>> {
     per_item.or_else(|| unix(&sub["current_period_end"]))
 }
 
+/// The subscription's prices on an invoice (basil+: `pricing.price_details.price`; older:
+/// `price.id` or `plan.id`), without prorations and one-off invoice items.
+fn invoice_items(invoice: &Value) -> Option<Vec<Item>> {
+    let lines = invoice["lines"]["data"].as_array()?;
+    let items: Vec<Item> = lines
+        .iter()
+        .filter(|l| l["proration"] != true && l["parent"]["subscription_item_details"]["proration"] != true)
+        .filter(|l| {
+            l["parent"]["type"]
+                .as_str()
+                .is_none_or(|t| t == "subscription_item_details")
+        })
+        .filter(|l| l["type"].as_str().is_none_or(|t| t == "subscription"))
+        .filter_map(|l| {
+            let price = s(&l["pricing"]["price_details"]["price"])
+                .or_else(|| s(&l["price"]["id"]))
+                .or_else(|| s(&l["plan"]["id"]))?;
+            Some(Item {
+                provider_ref: Some(price),
+                sku: None,
+                quantity: l["quantity"].as_i64().unwrap_or(1),
+            })
+        })
+        .collect();
+    (!items.is_empty()).then_some(items)
+}
+
 fn ids(values: &[&Value]) -> Vec<String> {
     values.iter().filter_map(|v| s(v).or_else(|| s(&v["id"]))).collect()
 }
@@ -86,6 +113,9 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
         items: None,
         period_end: None,
         lookups: Vec::new(),
+        refunded_items: Vec::new(),
+        missing: None,
+        quantity: None,
     };
     match event_type.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
@@ -146,14 +176,18 @@ pub fn parse(body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
                 event.period_end = o["lines"]["data"]
                     .as_array()
                     .and_then(|lines| lines.iter().filter_map(|l| unix(&l["period"]["end"])).max());
+                // The lines name the prices, so an invoice alone can start the order.
+                event.items = metadata_sku(&o["parent"]["subscription_details"])
+                    .or_else(|| metadata_sku(&o["subscription_details"]))
+                    .or_else(|| invoice_items(o));
             }
         }
         "charge.refunded" => {
-            // Only a full refund ends the licence; a partial one is a price adjustment.
+            // Only a full refund ends the licence; a partial one is recorded.
             event.change = if o["refunded"] == true {
                 Change::Refunded
             } else {
-                Change::Ignored
+                Change::PartialRefund
             };
             event.aliases = ids(&[&o["id"], &o["invoice"], &o["payment_intent"]]);
         }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::event::Change;
 use super::signature::{sign_hex, Rejection};
 use super::{Provider, Verification};
+use crate::domain::zone::Zone;
 
 fn fixture(path: &str) -> Vec<u8> {
     let full = format!(
@@ -163,7 +164,7 @@ fn generic_signatures_are_standard_webhooks() {
         }),
         Err(Rejection::Stale)
     );
-    let events = Provider::Generic.parse_delivery(&h, body).unwrap();
+    let events = Provider::Generic.parse_delivery(&h, body, &Zone::utc()).unwrap();
     assert_eq!(events[0].event_id, "msg_1");
     assert_eq!(events[0].change, Change::Purchase);
 }
@@ -293,7 +294,7 @@ fn lemon_squeezy_and_shopify_sign_the_raw_body() {
         signature_header: None,
     };
     assert_eq!(Provider::Shopify.verify(&v), Ok(()));
-    let e = &Provider::Shopify.parse_delivery(&h, &order).unwrap()[0];
+    let e = &Provider::Shopify.parse_delivery(&h, &order, &Zone::utc()).unwrap()[0];
     assert_eq!(
         e.order_ref.as_deref(),
         Some("820982911946154508"),
@@ -322,7 +323,7 @@ fn lemon_squeezy_payloads_are_read() {
     ];
     for (file, change) in cases {
         let e = &Provider::LemonSqueezy
-            .parse_delivery(&HeaderMap::new(), &fixture(file))
+            .parse_delivery(&HeaderMap::new(), &fixture(file), &Zone::utc())
             .unwrap()[0];
         assert_eq!(e.change, change, "{file}");
         assert!(
@@ -334,6 +335,7 @@ fn lemon_squeezy_payloads_are_read() {
         .parse_delivery(
             &HeaderMap::new(),
             &fixture("lemonsqueezy/pay-rails_subscription_created.json"),
+            &Zone::utc(),
         )
         .unwrap()[0];
     assert_eq!(
@@ -371,7 +373,7 @@ fn fastspring_batches_and_maxio_forms_are_read() {
         signature_header: None,
     };
     assert_eq!(Provider::FastSpring.verify(&v), Ok(()));
-    let events = Provider::FastSpring.parse_delivery(&h, &body).unwrap();
+    let events = Provider::FastSpring.parse_delivery(&h, &body, &Zone::utc()).unwrap();
     assert_eq!(events.len(), 2, "one event per batch entry");
     assert_eq!(events[0].change, Change::Purchase);
     assert_eq!(
@@ -387,7 +389,9 @@ fn fastspring_batches_and_maxio_forms_are_read() {
     assert_eq!(events[1].change, Change::Ended);
 
     let form = fixture("chargify/maxio-ab-golang-sdk_payment_success_body.txt");
-    let e = &Provider::Maxio.parse_delivery(&HeaderMap::new(), &form).unwrap()[0];
+    let e = &Provider::Maxio
+        .parse_delivery(&HeaderMap::new(), &form, &Zone::utc())
+        .unwrap()[0];
     assert_eq!(e.event_id, "141765008");
     assert_eq!(e.order_ref.as_deref(), Some("15100141"));
     assert_eq!(e.change, Change::Active);
@@ -457,10 +461,223 @@ fn zuora_callouts_accept_a_configured_hmac_header_or_basic_auth() {
         Provider::Zuora.verify(&Verification { headers: &h2, ..v }),
         Err(Rejection::BadSignature)
     );
-    let e = &Provider::Zuora.parse_delivery(&h, body).unwrap()[0];
+    let e = &Provider::Zuora.parse_delivery(&h, body, &Zone::utc()).unwrap()[0];
     assert_eq!(e.event_id, "n-1");
     assert_eq!(e.change, Change::Purchase);
     assert_eq!(e.order_ref.as_deref(), Some("A-S0001"));
     assert_eq!(e.items.as_ref().unwrap()[0].quantity, 2);
     assert!(e.period_end.is_some());
+}
+
+fn zuora(body: &str) -> super::event::CommerceEvent {
+    let h = headers(&[("zuora-notification-id", "n-tz".into())]);
+    let la = Provider::Zuora.default_zone();
+    Provider::Zuora
+        .parse_delivery(&h, body.as_bytes(), &la)
+        .unwrap()
+        .remove(0)
+}
+
+fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+}
+
+#[test]
+fn zuora_reads_pacific_dates_and_tells_a_scheduled_cancellation_from_an_end() {
+    // Zuora's documented date-time form, without an offset, in the skipped hour of 8 March 2015.
+    let created = zuora(
+        r#"{"event":"CreateSubscription","timestamp":"2015-03-08T02:00:00","subscription":"A-S1","rate_plan":"rp",
+            "term_end":"2016-03-08","status":"Active","email":"z@example.com"}"#,
+    );
+    assert_eq!(created.occurred_at, utc("2015-03-08T10:00:00Z"));
+    assert_eq!(
+        created.period_end,
+        Some(utc("2016-03-08T08:00:00Z")),
+        "midnight Pacific, not UTC"
+    );
+    // Cancelled today, effective at the term end: valid until then.
+    let scheduled = zuora(
+        r#"{"event":"CancelSubscription","timestamp":"2015-06-01T09:00:00","subscription":"A-S1",
+            "term_end":"2016-03-08","status":"Cancelled"}"#,
+    );
+    assert_eq!(scheduled.change, Change::CancelScheduled);
+    assert_eq!(scheduled.period_end, Some(utc("2016-03-08T08:00:00Z")));
+    let dated = zuora(
+        r#"{"event":"CancelSubscription","timestamp":"2015-06-01T09:00:00","subscription":"A-S1",
+            "effective_date":"2015-07-01","term_end":"2016-03-08","status":"Cancelled"}"#,
+    );
+    assert_eq!(dated.change, Change::CancelScheduled);
+    assert_eq!(
+        dated.period_end,
+        Some(utc("2015-07-01T07:00:00Z")),
+        "the effective date wins"
+    );
+    // Effective now (or in the past): the licence ends.
+    let now = zuora(
+        r#"{"event":"CancelSubscription","timestamp":"2015-06-01T09:00:00","subscription":"A-S1",
+            "effective_date":"2015-06-01","term_end":"2016-03-08","status":"Cancelled"}"#,
+    );
+    assert_eq!(now.change, Change::Ended);
+    let partial = zuora(
+        r#"{"event":"RefundProcessed","timestamp":"2015-06-01T09:00:00Z","subscription":"A-S1",
+            "refund_amount":"10.00","payment_amount":"99.00"}"#,
+    );
+    assert_eq!(partial.change, Change::PartialRefund);
+    let full = zuora(r#"{"event":"RefundProcessed","timestamp":"2015-06-01T09:00:00Z","subscription":"A-S1"}"#);
+    assert_eq!(full.change, Change::Refunded);
+}
+
+#[test]
+fn refunds_are_whole_or_partial_by_the_providers_own_fields() {
+    // Lemon Squeezy: the published sample is a whole refund; a partial one says so.
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&fixture("lemonsqueezy/pay-rails_subscription_payment_refunded.json")).unwrap();
+    let read = |body: &serde_json::Value| {
+        Provider::LemonSqueezy
+            .parse_delivery(&HeaderMap::new(), &serde_json::to_vec(body).unwrap(), &Zone::utc())
+            .unwrap()
+            .remove(0)
+    };
+    assert_eq!(read(&body).change, Change::Refunded);
+    body["data"]["attributes"]["status"] = "partial_refund".into();
+    body["data"]["attributes"]["refunded_amount"] = 100.into();
+    assert_eq!(read(&body).change, Change::PartialRefund);
+    let mut order: serde_json::Value =
+        serde_json::from_slice(&fixture("lemonsqueezy/pay-rails_order_created.json")).unwrap();
+    order["meta"]["event_name"] = "order_refunded".into();
+    order["data"]["attributes"]["status"] = "partial_refund".into();
+    order["data"]["attributes"]["refunded"] = true.into();
+    order["data"]["attributes"]["refunded_amount"] = 1000.into();
+    assert_eq!(read(&order).change, Change::PartialRefund);
+    order["data"]["attributes"]["status"] = "refunded".into();
+    assert_eq!(read(&order).change, Change::Refunded);
+
+    // Shopify: a refund names its lines; a goodwill refund none.
+    let refund = serde_json::json!({"id": 1, "order_id": 820982911946154508u64, "created_at": "2026-01-01T00:00:00Z",
+        "refund_line_items": [{"line_item_id": 866550311766439020u64, "quantity": 1,
+            "line_item": {"id": 866550311766439020u64, "variant_id": 49121760117052u64, "quantity": 1, "sku": null}}]});
+    let h = headers(&[
+        ("x-shopify-topic", "refunds/create".into()),
+        ("x-shopify-webhook-id", "r-1".into()),
+    ]);
+    let e = &Provider::Shopify
+        .parse_delivery(&h, &serde_json::to_vec(&refund).unwrap(), &Zone::utc())
+        .unwrap()[0];
+    assert_eq!(e.change, Change::PartialRefund);
+    assert_eq!(e.order_ref.as_deref(), Some("820982911946154508"));
+    assert_eq!(e.refunded_items[0].provider_ref.as_deref(), Some("49121760117052"));
+
+    // Maxio: amounts in cents.
+    let form = |refund: u32| {
+        format!(
+            "id=5&event=refund_success&payload[subscription_id]=777&payload[timestamp]=2026-01-01%2010:00:00%20-0500\
+                 &payload[refund_amount_in_cents]={refund}&payload[payment_amount_in_cents]=5000"
+        )
+    };
+    let maxio = |refund| {
+        Provider::Maxio
+            .parse_delivery(&HeaderMap::new(), form(refund).as_bytes(), &Zone::utc())
+            .unwrap()
+            .remove(0)
+    };
+    assert_eq!(maxio(1000).change, Change::PartialRefund);
+    assert_eq!(maxio(1000).order_ref.as_deref(), Some("777"));
+    assert_eq!(maxio(5000).change, Change::Refunded);
+
+    // FastSpring: the amount returned against the order's total, or the lines returned.
+    let fs = |data: serde_json::Value| {
+        let body = serde_json::json!({"events": [{"id": "r", "type": "return.created", "created": 1, "data": data}]});
+        Provider::FastSpring
+            .parse_delivery(&HeaderMap::new(), &serde_json::to_vec(&body).unwrap(), &Zone::utc())
+            .unwrap()
+            .remove(0)
+    };
+    let whole = fs(serde_json::json!({"totalReturn": 30.0, "original": {"id": "o1", "total": 30.0}}));
+    assert_eq!(whole.change, Change::Refunded);
+    let part = fs(
+        serde_json::json!({"totalReturn": 10.0, "original": {"id": "o1", "total": 30.0},
+        "items": [{"product": "editor-pro-monthly", "quantity": 1}]}),
+    );
+    assert_eq!(part.change, Change::PartialRefund);
+    assert_eq!(
+        part.refunded_items[0].provider_ref.as_deref(),
+        Some("editor-pro-monthly")
+    );
+    assert_eq!(
+        fs(serde_json::json!({"original": {"id": "o1"}})).change,
+        Change::Refunded,
+        "nothing said: whole"
+    );
+}
+
+#[test]
+fn a_fastspring_renewal_without_expansion_asks_for_its_next_date() {
+    let data = serde_json::from_slice::<serde_json::Value>(&fixture(
+        "fastspring/cashier-fastspring_subscription_charge_completed.json",
+    ))
+    .unwrap();
+    let batch = |data: &serde_json::Value| {
+        let body = serde_json::json!({"events": [{"id": "c", "type": "subscription.charge.completed", "created": 1, "data": data}]});
+        Provider::FastSpring
+            .parse_delivery(&HeaderMap::new(), &serde_json::to_vec(&body).unwrap(), &Zone::utc())
+            .unwrap()
+            .remove(0)
+    };
+    let expanded = batch(&data);
+    assert!(expanded.period_end.is_some() && expanded.missing.is_none() && expanded.lookups.is_empty());
+    let mut flat = data.clone();
+    flat["subscription"] = data["subscription"]["id"].clone();
+    let e = batch(&flat);
+    assert_eq!(e.change, Change::Renewal);
+    assert!(e.period_end.is_none() && e.missing.is_some());
+    assert!(matches!(
+        &e.lookups[..],
+        [super::event::Lookup::FastSpringSubscription { .. }]
+    ));
+}
+
+#[test]
+fn a_stripe_invoice_names_its_subscription_prices() {
+    let mut data: serde_json::Value =
+        serde_json::from_slice(&fixture("stripe/pay-rails_data_invoice.payment_failed.json")).unwrap();
+    data["object"]["status"] = "paid".into();
+    let envelope = serde_json::json!({"id": "evt_inv", "type": "invoice.paid", "created": 1_700_000_000, "data": data});
+    let e = &super::stripe::parse(&serde_json::to_vec(&envelope).unwrap()).unwrap()[0];
+    assert_eq!(e.change, Change::Renewal);
+    assert_eq!(e.order_ref.as_deref(), Some("sub_1234"));
+    let items = e.items.as_ref().expect("the invoice's lines");
+    assert_eq!(items[0].provider_ref.as_deref(), Some("price_1234"));
+    assert_eq!(items[0].quantity, 1);
+}
+
+#[test]
+fn a_maxio_component_allocation_is_the_subscriptions_quantity_until_another() {
+    let form =
+        "id=77&event=component_allocation_change&payload[subscription][id]=777&payload[subscription][state]=active\
+                &payload[subscription][updated_at]=2026-02-01%2010:00:00%20-0500&payload[product][handle]=basic\
+                &payload[component][id]=55&payload[component][handle]=seats&payload[previous_allocation]=1\
+                &payload[new_allocation]=7";
+    let e = Provider::Maxio
+        .parse_delivery(&HeaderMap::new(), form.as_bytes(), &Zone::utc())
+        .unwrap()
+        .remove(0);
+    assert_eq!(e.quantity, Some(7));
+    assert_eq!(e.change, Change::Active);
+    assert_eq!(e.items.as_ref().unwrap()[0].provider_ref.as_deref(), Some("basic"));
+    // A renewal after it says nothing of the quantity: the allocation holds, in any order.
+    let renewal = "id=78&event=renewal_success&payload[subscription][id]=777&payload[subscription][state]=active\
+                   &payload[subscription][updated_at]=2026-03-01%2010:00:00%20-0500\
+                   &payload[subscription][product][handle]=basic";
+    let r = Provider::Maxio
+        .parse_delivery(&HeaderMap::new(), renewal.as_bytes(), &Zone::utc())
+        .unwrap()
+        .remove(0);
+    assert_eq!(r.quantity, None);
+    for order in [[&e, &r], [&r, &e]] {
+        let mut state = super::event::OrderState::default();
+        for event in order {
+            state.merge(event);
+        }
+        assert_eq!(state.lines()[0].quantity, 7);
+    }
 }

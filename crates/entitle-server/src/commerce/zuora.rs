@@ -9,12 +9,25 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::event::{Change, CommerceEvent, Customer, Item, Lookup};
 use super::signature::{any_matches, decode_base64, decode_hex, Rejection};
-use super::{at, header, s, ParseError, Verification};
+use super::{header, s, ParseError, Verification};
+use crate::domain::zone::{read_time, Zone};
+
+/// The default zone of a Zuora tenant.
+pub const DEFAULT_ZONE: &str = "America/Los_Angeles";
+
+/// A refund is whole unless the template's `refund_amount` is below its `payment_amount`.
+fn refund(b: &Value) -> Change {
+    let amount = |field: &str| s(&b[field]).and_then(|a| a.parse::<f64>().ok());
+    match (amount("refund_amount"), amount("payment_amount")) {
+        (Some(refund), Some(paid)) if refund < paid => Change::PartialRefund,
+        _ => Change::Refunded,
+    }
+}
 
 pub const DEFAULT_SIGNATURE_HEADER: &str = "x-zuora-signature";
 
@@ -48,28 +61,39 @@ pub fn verify(v: &Verification<'_>, signature_header: Option<&str>) -> Result<()
     }
 }
 
-fn date(value: &Value) -> Option<DateTime<Utc>> {
-    at(value).or_else(|| {
-        let day = NaiveDate::parse_from_str(value.as_str()?, "%Y-%m-%d").ok()?;
-        Some(day.and_hms_opt(0, 0, 0)?.and_utc())
-    })
+/// Zuora's dates (`2026-03-31`) and date-times (`2015-03-08T02:00:00`) are in the tenant's zone.
+fn date(value: &Value, zone: &Zone) -> Option<DateTime<Utc>> {
+    read_time(value.as_str()?.trim(), zone)
 }
 
-pub fn parse(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Vec<CommerceEvent>, ParseError> {
+pub fn parse(headers: &axum::http::HeaderMap, body: &[u8], zone: &Zone) -> Result<Vec<CommerceEvent>, ParseError> {
     let id = header(headers, "zuora-notification-id")
         .ok_or_else(|| ParseError("Zuora-Notification-Id header missing".into()))?;
     let b: Value = serde_json::from_slice(body).map_err(|e| ParseError(e.to_string()))?;
     let kind = s(&b["event"]).ok_or_else(|| ParseError("no event field".into()))?;
-    let occurred_at = at(&b["timestamp"]).ok_or_else(|| ParseError("no timestamp field".into()))?;
+    let occurred_at = date(&b["timestamp"], zone).ok_or_else(|| ParseError("no readable timestamp field".into()))?;
     let status = b["status"].as_str().unwrap_or_default().to_lowercase();
+    let term_end = date(&b["term_end"], zone);
+    // A cancellation submitted today may take effect at the end of the term: until its effective
+    // date (or, without one, the term end) the customer has paid and keeps the licence.
+    let cancel_end = date(&b["effective_date"], zone).or(term_end);
+    let cancelled = || match cancel_end {
+        Some(end) if end > occurred_at => Change::CancelScheduled,
+        _ => Change::Ended,
+    };
     let change = match (kind.as_str(), status.as_str()) {
         ("PaymentDeclined", _) => Change::PaymentFailed,
         ("PaymentProcessed", _) | ("RenewSubscription", _) => Change::Renewal,
-        ("CreditBalanceRefundProcessed", _) | ("RefundProcessed", _) => Change::Refunded,
-        ("CancelSubscription", _) | (_, "cancelled") | (_, "expired") | (_, "suspended") => Change::Ended,
+        ("CreditBalanceRefundProcessed", _) | ("RefundProcessed", _) => refund(&b),
+        ("CancelSubscription", _) | (_, "cancelled") => cancelled(),
+        (_, "expired") | (_, "suspended") => Change::Ended,
         ("CreateSubscription", _) => Change::Purchase,
         (_, "active") => Change::Active,
         _ => Change::Ignored,
+    };
+    let period_end = match change {
+        Change::CancelScheduled => cancel_end,
+        _ => term_end,
     };
     let account = s(&b["account"]);
     let customer = Customer {
@@ -101,7 +125,10 @@ pub fn parse(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Vec<Commerc
                 quantity,
             }]
         }),
-        period_end: date(&b["term_end"]),
+        period_end,
         lookups,
+        refunded_items: Vec::new(),
+        missing: None,
+        quantity: None,
     }])
 }

@@ -1,5 +1,6 @@
 //! What a change to an entitlement was, in words a history reader wants: renewed, offering
-//! changed, seats changed, refunded, disabled, ended — not just "updated".
+//! changed, seats changed, refunded, disabled, ended — not just "updated"; and what an order says
+//! without changing a value (a cancellation scheduled, a partial refund).
 
 use chrono::{DateTime, Utc};
 
@@ -49,6 +50,30 @@ pub fn storefront_action(before: Terms<'_>, after: Terms<'_>, refunded: bool, no
         (Some(old), Some(new)) if new < old => "entitlement.shortened",
         _ => "entitlement.updated",
     }
+}
+
+/// What a storefront order says beyond an entitlement's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OrderMarks {
+    pub cancel_scheduled: bool,
+    pub partial_refunds: u32,
+    pub ended: bool,
+}
+
+/// The history entries an order's change brings even when no value of the entitlement changes:
+/// a cancellation scheduled for the period end (or taken back), a partial refund recorded.
+pub fn storefront_notes(before: OrderMarks, after: OrderMarks) -> Vec<&'static str> {
+    let mut notes = Vec::new();
+    if after.cancel_scheduled && !before.cancel_scheduled {
+        notes.push("entitlement.cancel_scheduled");
+    }
+    if before.cancel_scheduled && !after.cancel_scheduled && !after.ended {
+        notes.push("entitlement.cancel_withdrawn");
+    }
+    if after.partial_refunds > before.partial_refunds {
+        notes.push("entitlement.partially_refunded");
+    }
+    notes
 }
 
 #[cfg(test)]
@@ -106,5 +131,24 @@ mod tests {
             storefront_action(terms(None), terms(Some(day(30))), false, now),
             "entitlement.renewed"
         );
+    }
+
+    #[test]
+    fn notes_say_what_the_values_do_not() {
+        let none = OrderMarks::default();
+        let scheduled = OrderMarks {
+            cancel_scheduled: true,
+            ..none
+        };
+        assert_eq!(storefront_notes(none, scheduled), ["entitlement.cancel_scheduled"]);
+        assert!(storefront_notes(scheduled, scheduled).is_empty(), "said once");
+        assert_eq!(storefront_notes(scheduled, none), ["entitlement.cancel_withdrawn"]);
+        let ended = OrderMarks { ended: true, ..none };
+        assert!(storefront_notes(scheduled, ended).is_empty(), "the end says it itself");
+        let refunded = OrderMarks {
+            partial_refunds: 1,
+            ..none
+        };
+        assert_eq!(storefront_notes(none, refunded), ["entitlement.partially_refunded"]);
     }
 }

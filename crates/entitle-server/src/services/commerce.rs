@@ -16,6 +16,7 @@ use crate::commerce::complete::{AllowedHosts, ProviderApi};
 use crate::commerce::event::{CommerceEvent, OrderState};
 use crate::commerce::signature::Rejection;
 use crate::commerce::{Provider, Verification};
+use crate::domain::zone::Zone;
 use crate::domain::{ids, Email, EndUser, EndUserRole, Name, RuleViolation, Sku};
 use crate::store::commerce::{self as db, Connection, Delivery, Mapping};
 use crate::store::{catalogue as catalogue_db, customers as customers_db, entitlements as entitlements_db};
@@ -46,11 +47,26 @@ pub struct ConnectionView {
     pub api_base_url: Option<String>,
     /// Zuora: the header the callout template signs into.
     pub signature_header: Option<String>,
+    /// The zone the provider's dates and offset-less times are read in.
+    pub time_zone: String,
+    /// Whether a partial refund disables like a full one (otherwise it is only recorded).
+    pub disable_on_any_refund: bool,
+    /// Whether a subscription the customer ended keeps the product's grace period.
+    pub grace_after_cancel: bool,
     /// Badly signed deliveries that were counted but not stored (over the storage caps), within
     /// the retention period.
     pub rejected_not_stored: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The zone a connection's local dates are in: its own, or its provider's default.
+fn zone_of(c: &Connection) -> Zone {
+    let provider = Provider::parse(&c.provider).unwrap_or(Provider::Generic);
+    c.time_zone
+        .as_deref()
+        .and_then(Zone::parse)
+        .unwrap_or_else(|| provider.default_zone())
 }
 
 fn view(c: &Connection, settings: &MailSettings, rejected_not_stored: i64) -> ConnectionView {
@@ -64,6 +80,9 @@ fn view(c: &Connection, settings: &MailSettings, rejected_not_stored: i64) -> Co
         api_configured: c.api_key.is_some(),
         api_base_url: c.api_base_url.clone(),
         signature_header: c.signature_header.clone(),
+        time_zone: zone_of(c).name().to_owned(),
+        disable_on_any_refund: c.disable_on_any_refund,
+        grace_after_cancel: c.grace_after_cancel,
         rejected_not_stored,
         created_at: c.created_at,
         updated_at: c.updated_at,
@@ -88,6 +107,16 @@ pub struct NewConnection {
     pub api_base_url: Option<String>,
     /// Zuora: the header your callout template puts the HMAC in (default `X-Zuora-Signature`).
     pub signature_header: Option<String>,
+    /// The zone of the provider's dates and of times without an offset: `UTC`, a zone such as
+    /// `America/Los_Angeles` or `Europe/Berlin`, or a fixed offset `+05:30`. Default: the
+    /// provider's (Zuora `America/Los_Angeles`, the others `UTC`).
+    pub time_zone: Option<String>,
+    /// Disable the order's entitlements on any refund, partial ones too (default false: a partial
+    /// refund is recorded and changes nothing; a line refunded in full is disabled either way).
+    pub disable_on_any_refund: Option<bool>,
+    /// Keep the product's grace period after a subscription the customer cancelled ends (default
+    /// false: grace is for failed payments; a deliberate end expires at the period end).
+    pub grace_after_cancel: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -100,6 +129,22 @@ pub struct ConnectionPatch {
     pub api_key: Option<String>,
     pub api_base_url: Option<String>,
     pub signature_header: Option<String>,
+    pub time_zone: Option<String>,
+    pub disable_on_any_refund: Option<bool>,
+    pub grace_after_cancel: Option<bool>,
+}
+
+fn check_time_zone(zone: Option<&str>) -> Result<(), RuleViolation> {
+    match zone {
+        Some(zone) if Zone::parse(zone).is_none() => Err(RuleViolation::new(
+            "invalid_time_zone",
+            format!(
+                "time_zone must be a fixed offset (+05:30) or one of: {}",
+                Zone::known().collect::<Vec<_>>().join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The API key travels to the base URL: only to the provider's own API, or where the operator allows.
@@ -133,6 +178,7 @@ pub async fn create_connection(
 ) -> ServiceResult<ConnectionView> {
     check_secrets(&input.secrets)?;
     check_api_base_url(allowed, input.provider, input.api_base_url.as_deref())?;
+    check_time_zone(input.time_zone.as_deref())?;
     let connection = Connection {
         id: ids::new_id("sfc"),
         tenant_id: ctx.tenant_id.clone(),
@@ -143,6 +189,14 @@ pub async fn create_connection(
         api_key: input.api_key,
         api_base_url: input.api_base_url,
         signature_header: input.signature_header.map(|h| h.to_lowercase()),
+        // Stored by its canonical name.
+        time_zone: input
+            .time_zone
+            .as_deref()
+            .and_then(Zone::parse)
+            .map(|z| z.name().to_owned()),
+        disable_on_any_refund: input.disable_on_any_refund.unwrap_or(false),
+        grace_after_cancel: input.grace_after_cancel.unwrap_or(false),
         created_at: ctx.now,
         updated_at: ctx.now,
     };
@@ -205,6 +259,7 @@ pub async fn update_connection(
     if let Some(secrets) = &patch.secrets {
         check_secrets(secrets)?;
     }
+    check_time_zone(patch.time_zone.as_deref())?;
     let mut tx = store.begin().await?;
     let mut connection = found(
         db::get_connection(&mut tx, &ctx.tenant_id, id).await?,
@@ -228,6 +283,11 @@ pub async fn update_connection(
         .signature_header
         .map(|h| h.to_lowercase())
         .or(connection.signature_header);
+    if let Some(zone) = patch.time_zone.as_deref().and_then(Zone::parse) {
+        connection.time_zone = Some(zone.name().to_owned());
+    }
+    connection.disable_on_any_refund = patch.disable_on_any_refund.unwrap_or(connection.disable_on_any_refund);
+    connection.grace_after_cancel = patch.grace_after_cancel.unwrap_or(connection.grace_after_cancel);
     connection.updated_at = ctx.now;
     db::update_connection(&mut tx, &connection).await?;
     let after = view(&connection, settings, not_stored);
@@ -362,7 +422,9 @@ pub async fn delete_mapping(store: &Store, ctx: &Ctx, id: &str) -> ServiceResult
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     pub connection_id: Option<String>,
-    /// `applied`, `duplicate`, `ignored`, `unmapped`, `incomplete`, `unmatched`, `unreadable`, `rejected`.
+    /// `applied`, `duplicate`, `ignored`, `unmapped`, `incomplete`, `unmatched`, `unreadable`,
+    /// `failed` (a permanent error, kept for support), `resolved` (an order a later delivery
+    /// applied), `rejected`.
     pub outcome: Option<String>,
     #[param(inline)]
     pub limit: Option<crate::domain::PageLimit>,
@@ -436,6 +498,9 @@ pub async fn rotate_secrets(
         api_key: None,
         api_base_url: None,
         signature_header: None,
+        time_zone: None,
+        disable_on_any_refund: None,
+        grace_after_cancel: None,
     };
     update_connection(store, ctx, settings, allowed, id, patch).await
 }
@@ -665,7 +730,7 @@ async fn receive_for(
         store_rejection(store, guard, connection, kept, body, &rejection, now).await?;
         return Err(DeliveryError::Rejected(rejection));
     }
-    let events = match provider.parse_delivery(headers, body) {
+    let events = match provider.parse_delivery(headers, body, &zone_of(connection)) {
         Ok(events) => events,
         Err(error) => {
             let mut record = delivery_record(connection, kept, body, now);
@@ -749,7 +814,7 @@ pub async fn replay(
     let provider = Provider::parse(&connection.provider).ok_or(ServiceError::NotFound("storefront connection"))?;
     let headers = headers_of(&stored);
     let events = provider
-        .parse_delivery(&headers, stored.body.as_bytes())
+        .parse_delivery(&headers, stored.body.as_bytes(), &zone_of(&connection))
         .map_err(|e| RuleViolation::new("unreadable", e.to_string()))?;
     let mut deliveries = Vec::new();
     for mut event in events {
@@ -793,6 +858,9 @@ pub async fn replay(
 enum Unapplied {
     Unmapped(String),
     Incomplete(String),
+    /// A rule the order breaks (more seats than any offering allows…): sending it again would
+    /// fail again, so it is acknowledged and kept for support.
+    Failed(String),
 }
 
 async fn apply(
@@ -805,16 +873,28 @@ async fn apply(
 ) -> Result<Delivery, DeliveryError> {
     record.event_id = Some(event.event_id.clone());
     record.event_type = Some(event.event_type.clone());
+    // Every event this delivery causes names it as actor (the delivery names its connection).
     let ctx = Ctx {
         tenant_id: connection.tenant_id.clone(),
         actor: Actor {
             kind: ActorKind::Storefront,
-            id: Some(connection.id.clone()),
+            id: Some(record.id.clone()),
             ip: None,
             adds_end_users: true,
         },
         now,
     };
+    if let Some(missing) = &event.missing {
+        // Not merged: a replay once the data can be had applies it.
+        record.outcome = "incomplete".into();
+        record.order_ref = event.order_ref.clone();
+        record.detail = Some(match record.detail.take() {
+            Some(earlier) => format!("missing {missing} ({earlier})"),
+            None => format!("missing {missing}"),
+        });
+        store_delivery(store, &record).await?;
+        return Ok(record);
+    }
     // 1. Dedupe and merge the event into its order.
     let mut tx = store.begin().await?;
     db::lock_connection(&mut tx, store.backend(), &connection.id).await?;
@@ -841,14 +921,24 @@ async fn apply(
         return Ok(record);
     };
     record.order_ref = Some(order_ref.clone());
-    let (fresh, state) = merge_into_order(&mut tx, store, connection, &order_ref, &event, now).await?;
+    let (fresh, before, state) = merge_into_order(&mut tx, store, connection, &order_ref, &event, now).await?;
     // 2. Bring the order's entitlements in line with its state. Idempotent (a duplicate, or a retry
     // after a crash, converges to the same result) and in a savepoint: if the state cannot be
     // applied yet (an unmapped price, no email), the merged state is kept and nothing half-made is.
     let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-    match materialize(&mut savepoint, &ctx, settings, connection, &order_ref, &state).await? {
+    let applied = match materialize(&mut savepoint, &ctx, settings, connection, &order_ref, &before, &state).await {
+        Ok(applied) => applied,
+        Err(error @ (ServiceError::Rule(_) | ServiceError::Conflict { .. } | ServiceError::NotFound(_))) => {
+            Err(Unapplied::Failed(error.to_string()))
+        }
+        Err(error) => return Err(error.into()),
+    };
+    match applied {
         Ok((objects, changed)) => {
             savepoint.commit().await?;
+            if !objects.is_empty() {
+                db::resolve_earlier(&mut tx, &connection.tenant_id, &connection.id, &order_ref, &record.id).await?;
+            }
             let ignored = event.change == crate::commerce::event::Change::Ignored;
             record.outcome = match (changed, fresh) {
                 (true, _) => "applied",
@@ -864,6 +954,7 @@ async fn apply(
             let (outcome, detail) = match unapplied {
                 Unapplied::Unmapped(detail) => ("unmapped", detail),
                 Unapplied::Incomplete(detail) => ("incomplete", detail),
+                Unapplied::Failed(detail) => ("failed", detail),
             };
             record.outcome = outcome.into();
             record.detail = Some(match record.detail.take() {
@@ -879,7 +970,7 @@ async fn apply(
 }
 
 /// Marks the event seen and, the first time, merges it (and events that waited for its ids) into
-/// the order's state. Answers whether it was new, and the state.
+/// the order's state. Answers whether it was new, and the state before and after.
 async fn merge_into_order(
     conn: &mut AnyConnection,
     store: &Store,
@@ -887,7 +978,7 @@ async fn merge_into_order(
     order_ref: &str,
     event: &CommerceEvent,
     now: DateTime<Utc>,
-) -> Result<(bool, OrderState), DeliveryError> {
+) -> Result<(bool, OrderState, OrderState), DeliveryError> {
     let fresh = db::mark_seen(conn, &connection.id, &event.event_id).await?;
     let text = db::lock_order(
         conn,
@@ -899,6 +990,7 @@ async fn merge_into_order(
     )
     .await?;
     let mut state: OrderState = serde_json::from_str(&text).unwrap_or_default();
+    let before = state.clone();
     if fresh {
         state.merge(event);
         for alias in &event.aliases {
@@ -916,7 +1008,7 @@ async fn merge_into_order(
         )
         .await?;
     }
-    Ok((fresh, state))
+    Ok((fresh, before, state))
 }
 
 /// The kept headers of a stored delivery, to read it again.
@@ -946,7 +1038,7 @@ async fn merge_pending(
             continue;
         };
         let headers = headers_of(&stored);
-        let Ok(events) = provider.parse_delivery(&headers, stored.body.as_bytes()) else {
+        let Ok(events) = provider.parse_delivery(&headers, stored.body.as_bytes(), &zone_of(connection)) else {
             continue;
         };
         for event in events.iter().filter(|e| e.event_id == event_id) {
@@ -1013,12 +1105,21 @@ async fn resolve_item(
     }
 }
 
+fn marks(state: &OrderState) -> crate::domain::history::OrderMarks {
+    crate::domain::history::OrderMarks {
+        cancel_scheduled: state.cancel_scheduled,
+        partial_refunds: state.partial_refunds,
+        ended: matches!(state.standing, Some((crate::commerce::event::Standing::Ended, _))),
+    }
+}
+
 async fn materialize(
     conn: &mut AnyConnection,
     ctx: &Ctx,
     settings: &MailSettings,
     connection: &Connection,
     order_ref: &str,
+    before: &OrderState,
     state: &OrderState,
 ) -> ServiceResult<Result<(Vec<String>, bool), Unapplied>> {
     if !state.purchased {
@@ -1029,8 +1130,9 @@ async fn materialize(
             "the order's items are not known yet (pass the SKU in checkout metadata, or wait for the subscription event)".into(),
         )));
     }
+    let lines = state.lines();
     let mut resolved = Vec::new();
-    for item in &state.items {
+    for item in &lines {
         match resolve_item(conn, ctx, connection, item, state.trial).await? {
             Ok(pair) => resolved.push(pair),
             Err(unapplied) => return Ok(Err(unapplied)),
@@ -1039,7 +1141,12 @@ async fn materialize(
     let mut objects = Vec::new();
     let mut created = Vec::new();
     let mut changed = false;
-    for (line, (offering, quantity)) in resolved.into_iter().enumerate() {
+    let notes = crate::domain::history::storefront_notes(marks(before), marks(state));
+    // A full refund takes back every line; a partial one only the lines it refunds in full,
+    // unless the connection disables on any refund.
+    let refund_all = state.refunded || (connection.disable_on_any_refund && state.partial_refunds > 0);
+    for (line, ((offering, quantity), item)) in resolved.into_iter().zip(&lines).enumerate() {
+        let refunded = refund_all || state.line_refunded(item);
         // One entitlement per order line: the first line carries the order reference, later lines
         // `{order}#{n}`, so several lines become several entitlements and a plan change of a line
         // changes its entitlement.
@@ -1092,8 +1199,20 @@ async fn materialize(
             }
         };
         let before = entitlement.view(ctx.now);
-        if entitlement.offering_id != offering.id || entitlement.quantity != quantity {
+        // Grace is for failed payments: a subscription the customer ended expires at its end
+        // (unless the connection keeps grace). A grace the vendor set on the entitlement stays.
+        let own_grace = !entitlement.overrides.contains(crate::domain::field::GRACE_PERIOD);
+        let no_grace = own_grace && state.ended_deliberately() && !connection.grace_after_cancel;
+        let grace_back = own_grace
+            && !no_grace
+            && entitlement.terms.periods.grace_period.is_none()
+            && !matches!(state.standing, Some((crate::commerce::event::Standing::Ended, _)));
+        if entitlement.offering_id != offering.id || entitlement.quantity != quantity || grace_back {
+            // Re-derives the terms (the grace too) from the offering.
             super::entitlements::switch_offering(conn, ctx, &mut entitlement, offering, quantity).await?;
+        }
+        if no_grace {
+            entitlement.terms.periods.grace_period = crate::domain::Interval::NONE;
         }
         let fallback = entitlement.base_expires_at;
         // Stored times have millisecond precision: compare like with like.
@@ -1109,7 +1228,7 @@ async fn materialize(
                 entitlement.starts_at = Some(ctx.now);
             }
         }
-        if state.refunded && entitlement.disabled_at.is_none() {
+        if refunded && entitlement.disabled_at.is_none() {
             entitlement.disabled_at = Some(ctx.now);
         }
         let after = entitlement.view(ctx.now);
@@ -1120,22 +1239,42 @@ async fn materialize(
             let action = if is_new {
                 "entitlement.updated"
             } else {
-                crate::domain::history::storefront_action((&before).into(), (&after).into(), state.refunded, ctx.now)
+                crate::domain::history::storefront_action((&before).into(), (&after).into(), refunded, ctx.now)
             };
             entitlement.updated_at = ctx.now;
             entitlements_db::update(conn, &ctx.tenant_id, &entitlement).await?;
             record(conn, ctx, action, "entitlement", &entitlement.id, diff).await?;
             changed = true;
         }
+        for note in &notes {
+            record(
+                conn,
+                ctx,
+                note,
+                "entitlement",
+                &entitlement.id,
+                serde_json::json!({"order_ref": line_ref, "period_end": state.period_end}),
+            )
+            .await?;
+            changed = true;
+        }
         objects.push(entitlement.id.clone());
     }
     changed |= !created.is_empty();
+    // One mail per order (and address), listing every entitlement the order created.
+    let mut mails: Vec<(Email, Vec<crate::domain::Entitlement>)> = Vec::new();
     for (entitlement, email) in created {
         let fresh = found(
             entitlements_db::get(conn, &ctx.tenant_id, &entitlement.id).await?,
             "entitlement",
         )?;
-        let mail = super::mail::queue_credentials(conn, ctx, settings, std::slice::from_ref(&fresh), &email).await?;
+        match mails.iter_mut().find(|(to, _)| *to == email) {
+            Some((_, list)) => list.push(fresh),
+            None => mails.push((email, vec![fresh])),
+        }
+    }
+    for (email, entitlements) in mails {
+        let mail = super::mail::queue_credentials(conn, ctx, settings, &entitlements, &email).await?;
         objects.push(mail.id);
     }
     Ok(Ok((objects, changed)))

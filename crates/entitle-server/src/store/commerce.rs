@@ -22,12 +22,20 @@ pub struct Connection {
     pub api_base_url: Option<String>,
     /// The header a configurable scheme (Zuora) carries its signature in.
     pub signature_header: Option<String>,
+    /// The zone of the provider's local dates; `None`: the provider's default.
+    pub time_zone: Option<String>,
+    /// A partial refund disables the order's entitlements like a full one.
+    pub disable_on_any_refund: bool,
+    /// A subscription the customer ended keeps the product's grace period (otherwise grace is
+    /// for failed payments only).
+    pub grace_after_cancel: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const CONNECTION_COLUMNS: &str =
-    "id, tenant_id, provider, name, secrets, tolerance_seconds, api_key, api_base_url, signature_header, created_at, updated_at";
+    "id, tenant_id, provider, name, secrets, tolerance_seconds, api_key, api_base_url, signature_header, time_zone,
+     disable_on_any_refund, grace_after_cancel, created_at, updated_at";
 
 fn connection(row: &AnyRow) -> StoreResult<Connection> {
     Ok(Connection {
@@ -40,6 +48,9 @@ fn connection(row: &AnyRow) -> StoreResult<Connection> {
         api_key: row.opt_text("api_key")?,
         api_base_url: row.opt_text("api_base_url")?,
         signature_header: row.opt_text("signature_header")?,
+        time_zone: row.opt_text("time_zone")?,
+        disable_on_any_refund: row.int("disable_on_any_refund")? != 0,
+        grace_after_cancel: row.int("grace_after_cancel")? != 0,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
@@ -48,8 +59,8 @@ fn connection(row: &AnyRow) -> StoreResult<Connection> {
 pub async fn insert_connection(conn: &mut AnyConnection, c: &Connection) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO storefront_connections (id, tenant_id, provider, name, secrets, tolerance_seconds, created_at, updated_at,
-            api_key, api_base_url, signature_header)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            api_key, api_base_url, signature_header, time_zone, disable_on_any_refund, grace_after_cancel)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&c.id)
     .bind(&c.tenant_id)
@@ -62,6 +73,9 @@ pub async fn insert_connection(conn: &mut AnyConnection, c: &Connection) -> Stor
     .bind(c.api_key.as_deref())
     .bind(c.api_base_url.as_deref())
     .bind(c.signature_header.as_deref())
+    .bind(c.time_zone.as_deref())
+    .bind(i64::from(c.disable_on_any_refund))
+    .bind(i64::from(c.grace_after_cancel))
     .execute(conn)
     .await?;
     Ok(())
@@ -70,7 +84,8 @@ pub async fn insert_connection(conn: &mut AnyConnection, c: &Connection) -> Stor
 pub async fn update_connection(conn: &mut AnyConnection, c: &Connection) -> StoreResult<()> {
     sqlx::query(
         "UPDATE storefront_connections SET name = $3, secrets = $4, tolerance_seconds = $5, updated_at = $6,
-            api_key = $7, api_base_url = $8, signature_header = $9
+            api_key = $7, api_base_url = $8, signature_header = $9, time_zone = $10, disable_on_any_refund = $11,
+            grace_after_cancel = $12
          WHERE tenant_id = $1 AND id = $2",
     )
     .bind(&c.tenant_id)
@@ -82,6 +97,9 @@ pub async fn update_connection(conn: &mut AnyConnection, c: &Connection) -> Stor
     .bind(c.api_key.as_deref())
     .bind(c.api_base_url.as_deref())
     .bind(c.signature_header.as_deref())
+    .bind(c.time_zone.as_deref())
+    .bind(i64::from(c.disable_on_any_refund))
+    .bind(i64::from(c.grace_after_cancel))
     .execute(conn)
     .await?;
     Ok(())
@@ -269,6 +287,29 @@ fn delivery(row: &AnyRow) -> StoreResult<Delivery> {
         body_truncated: row.int("body_truncated")? != 0,
         objects: row.parsed("objects", |s| serde_json::from_str(s))?,
     })
+}
+
+/// Marks the order's deliveries that could not be applied (`incomplete`, `unmapped`) as
+/// `resolved` once a later delivery brought the order in line: support's list keeps only what
+/// still needs someone.
+pub async fn resolve_earlier(
+    conn: &mut AnyConnection,
+    tenant_id: &str,
+    connection_id: &str,
+    order_ref: &str,
+    by: &str,
+) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE commerce_deliveries SET outcome = 'resolved', detail = $4
+         WHERE tenant_id = $1 AND order_ref = $3 AND connection_id = $2 AND outcome IN ('incomplete', 'unmapped')",
+    )
+    .bind(tenant_id)
+    .bind(connection_id)
+    .bind(order_ref)
+    .bind(format!("the order was applied by a later delivery, {by}"))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 pub async fn insert_delivery(conn: &mut AnyConnection, d: &Delivery) -> StoreResult<()> {

@@ -42,11 +42,11 @@ pub async fn expiring_between(
     rows.iter().map(|row| row.text("id")).collect()
 }
 
-/// Storefront deliveries that need someone: unmapped, incomplete or unmatched.
+/// Storefront deliveries that need someone: unmapped, incomplete, unmatched, unreadable or failed.
 pub async fn deliveries_needing_attention(conn: &mut AnyConnection, tenant_id: &str) -> StoreResult<i64> {
     let row = sqlx::query(
         "SELECT COUNT(*) AS n FROM commerce_deliveries
-         WHERE tenant_id = $1 AND outcome IN ('unmapped', 'incomplete', 'unmatched', 'unreadable')",
+         WHERE tenant_id = $1 AND outcome IN ('unmapped', 'incomplete', 'unmatched', 'unreadable', 'failed')",
     )
     .bind(tenant_id)
     .fetch_one(conn)

@@ -27,6 +27,8 @@ const STAFF: &str = include_str!("../../migrations/common/0012_staff.sql");
 const STAFF_TOTP: &str = include_str!("../../migrations/common/0014_staff_totp.sql");
 const TENANT_SEAT_DAYS: &str = include_str!("../../migrations/common/0016_tenant_seat_days.sql");
 const IDEMPOTENCY_KEYS: &str = include_str!("../../migrations/common/0017_idempotency_keys.sql");
+const STOREFRONT_SETTINGS: &str = include_str!("../../migrations/common/0018_storefront_settings.sql");
+const STOREFRONT_GRACE: &str = include_str!("../../migrations/common/0019_storefront_grace.sql");
 const DELIVERIES_BY_ORDER: &str = include_str!("../../migrations/common/0015_deliveries_by_order.sql");
 
 const MIGRATIONS: &[Migration] = &[
@@ -131,6 +133,18 @@ const MIGRATIONS: &[Migration] = &[
         name: "idempotency_keys",
         sqlite: IDEMPOTENCY_KEYS,
         postgres: IDEMPOTENCY_KEYS,
+    },
+    Migration {
+        version: 18,
+        name: "storefront_settings",
+        sqlite: STOREFRONT_SETTINGS,
+        postgres: STOREFRONT_SETTINGS,
+    },
+    Migration {
+        version: 19,
+        name: "storefront_grace",
+        sqlite: STOREFRONT_GRACE,
+        postgres: STOREFRONT_GRACE,
     },
 ];
 

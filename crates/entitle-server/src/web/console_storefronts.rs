@@ -65,6 +65,8 @@ const OUTCOMES: &[&str] = &[
     "incomplete",
     "unmatched",
     "unreadable",
+    "failed",
+    "resolved",
     "rejected",
 ];
 
@@ -235,6 +237,9 @@ fn new_connection(fields: &HashMap<String, String>) -> Result<NewConnection, For
         api_key: optional("api_key"),
         api_base_url: optional("api_base_url"),
         signature_header: None,
+        time_zone: None,
+        disable_on_any_refund: None,
+        grace_after_cancel: None,
     })
 }
 
@@ -388,6 +393,9 @@ fn settings_patch(fields: &HashMap<String, String>) -> Result<ConnectionPatch, F
         api_key: optional("api_key"),
         api_base_url: optional("api_base_url"),
         signature_header: None,
+        time_zone: None,
+        disable_on_any_refund: None,
+        grace_after_cancel: None,
     })
 }
 

@@ -29,6 +29,7 @@ mod portal;
 mod portal_journey;
 mod search;
 mod smtp;
+mod storefront_semantics;
 mod tls;
 mod upgrade;
 mod usage;
