@@ -2,7 +2,12 @@
 //! the same run on the same machine: an empty axum handler, and a handler that only signs a
 //! licensing-sized body (the floor for any signed answer).
 //!
-//! `cargo run --release -p entitle-bench -- [--seconds N] [--concurrency N] [--database-url URL]`
+//! `cargo run --release -p entitle-bench -- [--seconds N] [--concurrency N] [--database-url URL]
+//! [--case all|licensing|mail] [--mails N] [--mail-concurrency N]`
+//!
+//! The mail case ([`mail`]) reports mails accepted by a loopback relay per second.
+
+mod mail;
 
 use anyhow::Context;
 use axum::http::header::CONTENT_TYPE;
@@ -31,6 +36,10 @@ struct Options {
     seconds: u64,
     concurrency: usize,
     database_url: Option<String>,
+    /// `all`, `licensing` or `mail`.
+    case: String,
+    mails: usize,
+    mail_concurrency: usize,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -38,6 +47,9 @@ fn options() -> anyhow::Result<Options> {
         seconds: 5,
         concurrency: 32,
         database_url: None,
+        case: "all".to_owned(),
+        mails: 4000,
+        mail_concurrency: 8,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -46,6 +58,9 @@ fn options() -> anyhow::Result<Options> {
             "--seconds" => options.seconds = value.parse()?,
             "--concurrency" => options.concurrency = value.parse()?,
             "--database-url" => options.database_url = Some(value),
+            "--case" => options.case = value,
+            "--mails" => options.mails = value.parse()?,
+            "--mail-concurrency" => options.mail_concurrency = value.parse()?,
             other => anyhow::bail!("unknown option {other}"),
         }
     }
@@ -163,6 +178,39 @@ async fn baselines(body: Vec<u8>) -> anyhow::Result<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = options()?;
+    anyhow::ensure!(
+        ["all", "licensing", "mail"].contains(&options.case.as_str()),
+        "--case is all, licensing or mail"
+    );
+    let mut missed = 0;
+    if options.case != "mail" {
+        missed += licensing(&options).await?;
+    }
+    if options.case != "licensing" {
+        let outcome = mail::throughput(options.database_url.clone(), options.mails, options.mail_concurrency).await?;
+        let verdict = if outcome.per_second >= mail::TARGET_PER_SECOND {
+            "met"
+        } else {
+            missed += 1;
+            "MISSED"
+        };
+        println!(
+            "mail: {} queued mails drained to a loopback relay over {} connections: {:.0} mails/s \
+             (target >= {:.0}: {verdict})",
+            outcome.mails,
+            outcome.concurrency,
+            outcome.per_second,
+            mail::TARGET_PER_SECOND
+        );
+    }
+    if missed > 0 {
+        anyhow::bail!("{missed} target(s) missed");
+    }
+    Ok(())
+}
+
+/// The licensing endpoints against the baselines; how many targets were missed.
+async fn licensing(options: &Options) -> anyhow::Result<u32> {
     let data_dir = std::env::temp_dir().join(format!("entitle-bench-{}", std::process::id()));
     let config = Config::from_layer(ConfigLayer {
         listen: Some("127.0.0.1:0".parse()?),
@@ -277,7 +325,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut results: Vec<(&str, f64)> = Vec::new();
     for target in &targets {
-        let outcome = load(&client, target, &options).await;
+        let outcome = load(&client, target, options).await;
         let empty = results.first().map_or(outcome.per_second, |r| r.1);
         let signing = results.get(1).map_or(outcome.per_second, |r| r.1);
         println!(
@@ -310,8 +358,5 @@ async fn main() -> anyhow::Result<()> {
         println!("target {name}: >= {target:.2} x sign-only, measured {ratio:.2}: {verdict}");
     }
     let _ = std::fs::remove_dir_all(&data_dir);
-    if missed > 0 {
-        anyhow::bail!("{missed} target(s) missed");
-    }
-    Ok(())
+    Ok(missed)
 }

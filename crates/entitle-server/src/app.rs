@@ -89,7 +89,7 @@ fn sender_policy(config: &Config) -> crate::domain::sender::SenderPolicy {
     crate::domain::sender::SenderPolicy::new(config.mail_from.clone(), config.mail_sender_domains.clone())
 }
 
-fn delivery_settings(config: &Config) -> DeliverySettings {
+fn delivery_settings(config: &Config, bound: SocketAddr) -> DeliverySettings {
     let id_domain = config
         .public_url
         .split("://")
@@ -104,7 +104,25 @@ fn delivery_settings(config: &Config) -> DeliverySettings {
         poll: config.mail_poll,
         id_domain,
         sender: sender_policy(config),
+        concurrency: config.mail_concurrency,
+        retention: config.mail_retention,
+        instance: instance_id(config, bound),
     }
+}
+
+/// Stable across restarts of the same deployment, distinct between instances sharing a database:
+/// two instances on one host cannot listen on the same address.
+fn instance_id(config: &Config, bound: SocketAddr) -> String {
+    if let Some(id) = &config.instance_id {
+        return id.clone();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}/{bound}")
 }
 
 impl Application {
@@ -174,14 +192,19 @@ impl Application {
             state,
         } = self;
         let store = state.store.clone();
+        let bound = listener.local_addr().unwrap_or(state.config.listen);
         let smtp_url = state.config.smtp_url.as_ref().map(|url| url.expose_secret().to_owned());
-        let transport = Transport::from_settings(smtp_url.as_deref(), state.config.mail_dir())?;
+        let transport = Transport::from_settings(
+            smtp_url.as_deref(),
+            state.config.smtp_ca_file.as_deref(),
+            state.config.mail_dir(),
+        )?;
         let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
         let worker_stopped_housekeeping = worker_stopped.clone();
         let worker = crate::mail::spawn_worker(
             store.clone(),
             Arc::new(transport),
-            delivery_settings(&state.config),
+            delivery_settings(&state.config, bound),
             worker_stopped,
         );
         let limits = ConnectionLimits {

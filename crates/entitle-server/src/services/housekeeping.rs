@@ -1,5 +1,6 @@
 //! Periodic clean-up inside `serve`: forgets what is only kept for a while (attempt budgets,
-//! ended web sessions, used or expired sign-in links, idempotency keys older than a day).
+//! ended web sessions, used or expired sign-in links, idempotency keys older than a day, the
+//! bodies of mails past their retention).
 //! Each round deletes in bounded batches so the writer is never held for long.
 
 use std::time::Duration;
@@ -42,6 +43,11 @@ pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "forgot old idempotency keys"),
                 Err(error) => tracing::warn!(%error, "purging idempotency keys failed"),
+            }
+            match super::mail::purge_bodies(&store, super::now()).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "emptied the bodies of mails past their retention"),
+                Err(error) => tracing::warn!(%error, "purging mail bodies failed"),
             }
         }
     })

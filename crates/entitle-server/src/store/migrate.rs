@@ -28,6 +28,8 @@ const STAFF_TOTP: &str = include_str!("../../migrations/common/0014_staff_totp.s
 const TENANT_SEAT_DAYS: &str = include_str!("../../migrations/common/0016_tenant_seat_days.sql");
 const IDEMPOTENCY_KEYS: &str = include_str!("../../migrations/common/0017_idempotency_keys.sql");
 const DELIVERIES_BY_ORDER: &str = include_str!("../../migrations/common/0015_deliveries_by_order.sql");
+const MAIL_CLAIMS: &str = include_str!("../../migrations/common/0020_mail_claims.sql");
+const MAIL_BODY_RETENTION: &str = include_str!("../../migrations/common/0021_mail_body_retention.sql");
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -131,6 +133,18 @@ const MIGRATIONS: &[Migration] = &[
         name: "idempotency_keys",
         sqlite: IDEMPOTENCY_KEYS,
         postgres: IDEMPOTENCY_KEYS,
+    },
+    Migration {
+        version: 20,
+        name: "mail_claims",
+        sqlite: MAIL_CLAIMS,
+        postgres: MAIL_CLAIMS,
+    },
+    Migration {
+        version: 21,
+        name: "mail_body_retention",
+        sqlite: MAIL_BODY_RETENTION,
+        postgres: MAIL_BODY_RETENTION,
     },
 ];
 
