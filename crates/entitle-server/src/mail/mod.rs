@@ -56,7 +56,7 @@ pub fn backoff(base: Duration, attempt: u32, jitter: f64) -> Duration {
     delay.mul_f64(1.0 + jitter.clamp(-0.25, 0.25))
 }
 
-/// Rendering a tenant's template is bounded by its fuel budget; this covers it with a wide margin.
+/// The longest rendering may take (a tenant's template is bounded by its fuel budget well below).
 const RENDER_ALLOWANCE: Duration = Duration::from_secs(30);
 
 /// The mail outbox as a [`crate::workers`] queue.
@@ -212,7 +212,10 @@ fn keep_without_secrets(mail: &mut OutboxMail, context: Option<&str>) {
 /// sender rules (a template, or a mail queued by an older version, may name any address).
 async fn prepare(store: &Store, settings: &DeliverySettings, mail: &mut OutboxMail) -> anyhow::Result<()> {
     if let Some(context) = mail.render_context.clone() {
-        render_queued(store, settings, mail, &context).await?;
+        // Bounded so the claim's lease holds (a render left running on its thread is abandoned).
+        tokio::time::timeout(RENDER_ALLOWANCE, render_queued(store, settings, mail, &context))
+            .await
+            .map_err(|_| anyhow::anyhow!("rendering the mail took longer than {RENDER_ALLOWANCE:?}"))??;
     }
     mail.from_address = settings.sender.address_for(Some(&mail.from_address));
     mail.from_name = clean_display_name(&mail.from_name);

@@ -10,8 +10,8 @@ use super::rows::RowExt;
 use super::{millis, Backend, StoreResult};
 
 /// A mail in the outbox. It is queued with its template inputs (`render_context`) in the
-/// transaction that causes it, and rendered by the mail worker just before it is first sent; the
-/// rendered subject and bodies are then stored, so retries send exactly the same message.
+/// transaction that causes it, and rendered by the mail worker just before each attempt; once it
+/// has ended, the rendering is kept with its secrets redacted and the inputs are dropped.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OutboxMail {
     pub id: String,
@@ -20,7 +20,7 @@ pub struct OutboxMail {
     pub recipient: String,
     pub from_name: String,
     pub from_address: String,
-    /// Null until the mail is rendered, just before it is first sent.
+    /// Null until the mail has been sent (or has failed for good); secrets in it are redacted.
     pub subject: Option<String>,
     #[serde(skip)]
     pub text_body: String,
@@ -100,6 +100,8 @@ pub async fn enqueue(conn: &mut AnyConnection, m: &OutboxMail) -> StoreResult<()
 
 /// Claims the mail due soonest for `instance` until `claim_until` (a crashed worker's claim lapses
 /// then): one mail, just before it is sent, so a crash strands at most the mails in flight.
+/// A lapsed claim first (its mail has waited longest), else the queued mail due soonest: each
+/// found through its own index, so a claim stays cheap however long the outbox grows.
 /// On PostgreSQL the row is locked with `SKIP LOCKED`, so concurrent claims (from any instance)
 /// never take the same mail; SQLite has one writer, which serialises claims by itself.
 pub async fn claim_one(
@@ -115,10 +117,10 @@ pub async fn claim_one(
     };
     let sql = format!(
         "UPDATE mail_outbox SET status = 'sending', claimed_until = $2, claimed_by = $3
-         WHERE id = (
-             SELECT id FROM mail_outbox
-             WHERE (status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND claimed_until < $1)
-             ORDER BY next_attempt_at LIMIT 1 {lock})
+         WHERE id = COALESCE(
+             (SELECT id FROM mail_outbox WHERE status = 'sending' AND claimed_until < $1 LIMIT 1 {lock}),
+             (SELECT id FROM mail_outbox WHERE status = 'queued' AND next_attempt_at <= $1
+              ORDER BY next_attempt_at LIMIT 1 {lock}))
          RETURNING {COLUMNS}"
     );
     let row = sqlx::query(&sql)
