@@ -215,7 +215,11 @@ impl Application {
                 .unwrap_or_else(crate::server::connection_capacity),
             shutdown_grace: state.config.shutdown_grace,
         };
-        let housekeeping = crate::services::housekeeping::spawn(store.clone(), worker_stopped_housekeeping);
+        let mail_files = smtp_url.is_none().then(|| crate::services::housekeeping::MailFiles {
+            dir: state.config.mail_dir(),
+            retention: state.config.mail_retention.to_std().unwrap_or(std::time::Duration::MAX),
+        });
+        let housekeeping = crate::services::housekeeping::spawn(store.clone(), mail_files, worker_stopped_housekeeping);
         // The metrics listener stops with the main one; scrapes are quick, so it gets a few
         // connections and a short grace.
         let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);

@@ -129,3 +129,55 @@ impl Transport {
         }
     }
 }
+
+/// Deletes the `.eml` files last written before `cutoff` from the mail directory (they hold what
+/// was sent, secrets included); how many.
+pub fn purge_files(dir: &Path, cutoff: std::time::SystemTime) -> std::io::Result<u64> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let mut purged = 0;
+    for entry in entries {
+        let entry = entry?;
+        let is_mail = entry.file_name().to_str().is_some_and(|name| name.ends_with(".eml"));
+        if is_mail && entry.metadata()?.modified()? < cutoff {
+            std::fs::remove_file(entry.path())?;
+            purged += 1;
+        }
+    }
+    Ok(purged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn mail_files_past_the_retention_are_deleted() {
+        let dir = std::env::temp_dir().join(format!("entitle-mail-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("mail_old.eml");
+        let new = dir.join("mail_new.eml");
+        let other = dir.join("notes.txt");
+        for path in [&old, &new, &other] {
+            std::fs::write(path, "x").unwrap();
+        }
+        let long_ago = SystemTime::now() - Duration::from_secs(40 * 86_400);
+        for path in [&old, &other] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        let cutoff = SystemTime::now() - Duration::from_secs(30 * 86_400);
+        assert_eq!(purge_files(&dir, cutoff).unwrap(), 1);
+        assert!(!old.exists() && new.exists() && other.exists());
+        assert_eq!(purge_files(&dir.join("missing"), cutoff).unwrap(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

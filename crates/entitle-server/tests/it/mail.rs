@@ -429,9 +429,26 @@ async fn mail_goes_out_over_several_connections_at_once() {
     let app = TestApp::spawn_configured(Backend::Sqlite, |c| {
         c.smtp_url = Some(sink.url());
         c.mail_concurrency = Some(8);
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     })
     .await
     .unwrap();
+    let sent_so_far = || async {
+        let base = app.metrics_base.as_deref().unwrap();
+        let text = app
+            .client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(r#"entitle_mail_sends_total{outcome="sent"} "#))
+            .map_or(0.0, |value| value.parse::<f64>().unwrap())
+    };
+    let before = sent_so_far().await;
     let t = app.tenant("Acme").await;
     let c = seed_catalogue(&app, &t.key).await;
     let buys = (0..24).map(|n| {
@@ -453,6 +470,8 @@ async fn mail_goes_out_over_several_connections_at_once() {
         sent.iter().all(|m| m["status"] == "sent" && m["attempts"] == 1),
         "{sent:?}"
     );
+    // The metrics recorder is shared by every test in this process: at least ours were counted.
+    assert!(sent_so_far().await >= before + 24.0, "sends counted by outcome");
     app.stop().await;
     sink.stop();
 }
