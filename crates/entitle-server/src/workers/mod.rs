@@ -65,15 +65,27 @@ pub fn spawn<O: Outbox>(
             Err(error) => tracing::warn!(worker = O::NAME, %error, "taking back this instance's old claims failed"),
         }
         let lanes: Vec<_> = (0..concurrency.max(1))
-            .map(|_| tokio::spawn(lane(outbox.clone(), signal.clone(), shutdown.clone())))
+            .map(|_| tokio::spawn(supervised_lane(outbox.clone(), signal.clone(), shutdown.clone())))
             .collect();
         for lane in lanes {
-            if let Err(error) = lane.await {
-                tracing::error!(worker = O::NAME, %error, "a worker lane ended abnormally");
-            }
+            let _ = lane.await;
         }
         tracing::info!(worker = O::NAME, "worker stopped");
     })
+}
+
+/// A lane that panicked (a bug) is started again after a pause; its claim lapses with its lease.
+async fn supervised_lane<O: Outbox>(outbox: Arc<O>, signal: Arc<Notify>, shutdown: watch::Receiver<bool>) {
+    loop {
+        let run = tokio::spawn(lane(outbox.clone(), signal.clone(), shutdown.clone()));
+        match run.await {
+            Err(error) if error.is_panic() && !*shutdown.borrow() => {
+                tracing::error!(worker = O::NAME, %error, "a worker lane panicked; starting it again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ => return,
+        }
+    }
 }
 
 async fn lane<O: Outbox>(outbox: Arc<O>, signal: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
@@ -108,4 +120,104 @@ async fn lane<O: Outbox>(outbox: Arc<O>, signal: Arc<Notify>, mut shutdown: watc
         }
     }
     outbox.close_lane(state).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// An in-memory queue: the worker's scheduling is what is under test here.
+    #[derive(Default)]
+    struct Queue {
+        jobs: Mutex<VecDeque<u32>>,
+        active: AtomicUsize,
+        peak: AtomicUsize,
+        done: Mutex<Vec<u32>>,
+        released: AtomicBool,
+        closed: AtomicUsize,
+    }
+
+    impl Outbox for Queue {
+        type Job = u32;
+        type Lane = ();
+        const NAME: &'static str = "test";
+
+        fn new_lane(&self) {}
+
+        async fn release_own(&self) -> anyhow::Result<u64> {
+            self.released.store(true, Ordering::SeqCst);
+            Ok(0)
+        }
+
+        async fn claim(&self) -> anyhow::Result<Option<u32>> {
+            Ok(self.jobs.lock().unwrap().pop_front())
+        }
+
+        async fn work(&self, _lane: &mut (), job: u32) -> anyhow::Result<()> {
+            assert_ne!(job, 7, "job 7 is a bug");
+            let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            self.active.fetch_sub(1, Ordering::SeqCst);
+            self.done.lock().unwrap().push(job);
+            Ok(())
+        }
+
+        async fn idle_wait(&self) -> Duration {
+            Duration::from_millis(20)
+        }
+
+        async fn close_lane(&self, _lane: ()) {
+            self.closed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lanes_bound_the_concurrency_survive_a_panic_and_stop_on_shutdown() {
+        let queue = Arc::new(Queue::default());
+        let (stop, stopped) = watch::channel(false);
+        let signal = Arc::new(Notify::new());
+        let worker = spawn(queue.clone(), 4, signal.clone(), stopped);
+        let wait_until_done = |count: usize| {
+            let queue = queue.clone();
+            async move {
+                for _ in 0..300 {
+                    if queue.done.lock().unwrap().len() == count {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        queue.jobs.lock().unwrap().extend(0..40);
+        signal.notify_one();
+        wait_until_done(39).await;
+        // The lane that panicked is back after its pause: four lanes work the next backlog.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        queue.jobs.lock().unwrap().extend(40..60);
+        signal.notify_one();
+        wait_until_done(59).await;
+        let mut done = queue.done.lock().unwrap().clone();
+        done.sort_unstable();
+        assert_eq!(done, (0..60).filter(|n| *n != 7).collect::<Vec<_>>());
+        assert_eq!(
+            queue.peak.load(Ordering::SeqCst),
+            4,
+            "at most (and, with a backlog, exactly) 4 at once"
+        );
+        assert!(queue.released.load(Ordering::SeqCst));
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(2), worker)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            queue.closed.load(Ordering::SeqCst),
+            4,
+            "every lane closed its connection"
+        );
+    }
 }
