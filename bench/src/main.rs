@@ -3,6 +3,7 @@
 //! machine. `entitle-bench baseline` is the baselines' own process.
 
 mod baseline;
+mod mail;
 mod run;
 mod wrk;
 

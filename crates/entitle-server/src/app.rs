@@ -91,7 +91,7 @@ fn sender_policy(config: &Config) -> crate::domain::sender::SenderPolicy {
     crate::domain::sender::SenderPolicy::new(config.mail_from.clone(), config.mail_sender_domains.clone())
 }
 
-fn delivery_settings(config: &Config) -> DeliverySettings {
+fn delivery_settings(config: &Config, bound: SocketAddr) -> DeliverySettings {
     let id_domain = config
         .public_url
         .split("://")
@@ -106,7 +106,25 @@ fn delivery_settings(config: &Config) -> DeliverySettings {
         poll: config.mail_poll,
         id_domain,
         sender: sender_policy(config),
+        concurrency: config.mail_concurrency,
+        retention: config.mail_retention,
+        instance: instance_id(config, bound),
     }
+}
+
+/// Stable across restarts of the same deployment, distinct between instances sharing a database:
+/// two instances on one host cannot listen on the same address.
+fn instance_id(config: &Config, bound: SocketAddr) -> String {
+    if let Some(id) = &config.instance_id {
+        return id.clone();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}/{bound}")
 }
 
 impl Application {
@@ -180,14 +198,19 @@ impl Application {
             state,
         } = self;
         let store = state.store.clone();
+        let bound = listener.local_addr().unwrap_or(state.config.listen);
         let smtp_url = state.config.smtp_url.as_ref().map(|url| url.expose_secret().to_owned());
-        let transport = Transport::from_settings(smtp_url.as_deref(), state.config.mail_dir())?;
+        let transport = Transport::from_settings(
+            smtp_url.as_deref(),
+            state.config.smtp_ca_file.as_deref(),
+            state.config.mail_dir(),
+        )?;
         let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
         let worker_stopped_housekeeping = worker_stopped.clone();
         let worker = crate::mail::spawn_worker(
             store.clone(),
             Arc::new(transport),
-            delivery_settings(&state.config),
+            delivery_settings(&state.config, bound),
             worker_stopped,
         );
         let limits = ConnectionLimits {
@@ -198,7 +221,11 @@ impl Application {
                 .unwrap_or_else(crate::server::connection_capacity),
             shutdown_grace: state.config.shutdown_grace,
         };
-        let housekeeping = crate::services::housekeeping::spawn(store.clone(), worker_stopped_housekeeping);
+        let mail_files = smtp_url.is_none().then(|| crate::services::housekeeping::MailFiles {
+            dir: state.config.mail_dir(),
+            retention: state.config.mail_retention.to_std().unwrap_or(std::time::Duration::MAX),
+        });
+        let housekeeping = crate::services::housekeeping::spawn(store.clone(), mail_files, worker_stopped_housekeeping);
         // The metrics listener stops with the main one; scrapes are quick, so it gets a few
         // connections and a short grace.
         let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);

@@ -126,7 +126,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
     let to = crate::domain::Email::parse(to)?;
     let smtp_url = config.smtp_url.as_ref().map(|url| url.expose_secret().to_owned());
-    let transport = crate::mail::Transport::from_settings(smtp_url.as_deref(), config.mail_dir())?;
+    let transport =
+        crate::mail::Transport::from_settings(smtp_url.as_deref(), config.smtp_ca_file.as_deref(), config.mail_dir())?;
     let now = crate::services::now();
     let mail = crate::store::mail::OutboxMail {
         id: crate::domain::ids::new_id("mail"),
@@ -155,8 +156,9 @@ async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<()> {
         render_context: None,
     };
     let message = crate::mail::transport::message(&mail, "entitle.invalid")?;
+    let mut connection = crate::mail::transport::Connection::default();
     transport
-        .send(&mail.id, &message)
+        .send(&mut connection, &mail.id, &message)
         .await
         .map_err(|e| anyhow::anyhow!("sending failed: {e}"))?;
     writeln!(

@@ -42,6 +42,20 @@ pub struct ConfigLayer {
     /// `smtp://user:pass@host:587?tls=starttls` (default: write mails as .eml files in the data directory).
     #[arg(long, env = "ENTITLE_SMTP_URL", global = true, hide_env_values = true)]
     pub smtp_url: Option<String>,
+    /// PEM certificates of a private CA the SMTP relay's certificate may chain to (besides the
+    /// public roots), for an internal relay.
+    #[arg(long, env = "ENTITLE_SMTP_CA_FILE", global = true)]
+    pub smtp_ca_file: Option<PathBuf>,
+    /// Mails sent at once per instance, each lane on its own SMTP connection (default 8).
+    #[arg(long, env = "ENTITLE_MAIL_CONCURRENCY", global = true)]
+    pub mail_concurrency: Option<usize>,
+    /// Days a sent or failed mail keeps its bodies (secrets are removed when it ends) (default 30).
+    #[arg(long, env = "ENTITLE_MAIL_RETENTION_DAYS", global = true)]
+    pub mail_retention_days: Option<u32>,
+    /// This instance's name in work claims; must stay the same across restarts and differ between
+    /// instances sharing a database (default: the host name and the listen address).
+    #[arg(long, env = "ENTITLE_INSTANCE_ID", global = true)]
+    pub instance_id: Option<String>,
     /// The sender address of mails when a tenant has not set its own.
     #[arg(long, env = "ENTITLE_MAIL_FROM", global = true)]
     pub mail_from: Option<String>,
@@ -95,6 +109,10 @@ impl ConfigLayer {
             database_url: self.database_url.or(lower.database_url),
             public_url: self.public_url.or(lower.public_url),
             smtp_url: self.smtp_url.or(lower.smtp_url),
+            smtp_ca_file: self.smtp_ca_file.or(lower.smtp_ca_file),
+            mail_concurrency: self.mail_concurrency.or(lower.mail_concurrency),
+            mail_retention_days: self.mail_retention_days.or(lower.mail_retention_days),
+            instance_id: self.instance_id.or(lower.instance_id),
             mail_from: self.mail_from.or(lower.mail_from),
             mail_sender_domains: self.mail_sender_domains.or(lower.mail_sender_domains),
             mail_max_attempts: self.mail_max_attempts.or(lower.mail_max_attempts),
@@ -126,6 +144,11 @@ pub struct Config {
     pub public_url: String,
     /// May hold a password: redacted in `Debug`.
     pub smtp_url: Option<SecretString>,
+    pub smtp_ca_file: Option<PathBuf>,
+    pub mail_concurrency: usize,
+    pub mail_retention: chrono::Duration,
+    /// `None`: derived from the host name and the bound address.
+    pub instance_id: Option<String>,
     pub mail_from: String,
     /// Domains tenants may pick a sender address in (lower case).
     pub mail_sender_domains: Vec<String>,
@@ -202,6 +225,10 @@ impl Config {
             database_url: SecretString::from(database_url),
             public_url,
             smtp_url: layer.smtp_url.map(SecretString::from),
+            smtp_ca_file: layer.smtp_ca_file,
+            mail_concurrency: layer.mail_concurrency.unwrap_or(8).clamp(1, 256),
+            mail_retention: chrono::Duration::days(i64::from(layer.mail_retention_days.unwrap_or(30).max(1))),
+            instance_id: layer.instance_id.filter(|id| !id.trim().is_empty()),
             mail_from,
             mail_sender_domains,
             mail_max_attempts: layer.mail_max_attempts.unwrap_or(8).max(1),

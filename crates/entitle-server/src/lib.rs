@@ -18,6 +18,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod web;
+pub mod workers;
 
 pub use app::Application;
 pub use config::Config;

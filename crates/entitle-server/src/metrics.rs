@@ -24,6 +24,7 @@ pub const DELIVERIES: &str = "entitle_storefront_deliveries_total";
 pub const LEASE_BATCH: &str = "entitle_lease_writer_batch_size";
 pub const MAIL_QUEUED: &str = "entitle_mail_queued";
 pub const MAIL_OLDEST_AGE: &str = "entitle_mail_oldest_queued_age_seconds";
+pub const MAIL_SENDS: &str = "entitle_mail_sends_total";
 pub const POOL_CONNECTIONS: &str = "entitle_db_pool_connections";
 pub const POOL_IDLE: &str = "entitle_db_pool_idle_connections";
 
@@ -96,6 +97,12 @@ pub fn denial(code: &str) {
 /// A storefront delivery, by provider and outcome.
 pub fn delivery(provider: &'static str, outcome: &str) {
     metrics::counter!(DELIVERIES, "provider" => provider, "outcome" => outcome.to_owned()).increment(1);
+}
+
+/// A mail send attempt, by outcome: `sent`, `retry` (failed, tried again later) or `failed`
+/// (gave up).
+pub fn mail_send(outcome: &'static str) {
+    metrics::counter!(MAIL_SENDS, "outcome" => outcome).increment(1);
 }
 
 /// How many lease refreshes one transaction wrote.

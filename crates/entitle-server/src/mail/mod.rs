@@ -1,13 +1,17 @@
 //! Mail delivery: an outbox in the database, drained by a worker inside `entitle serve`.
 //!
 //! Mails are queued in the same transaction as the change that causes them, with the data their
-//! template needs; the worker renders each one just before its first attempt (on a blocking thread,
-//! outside any transaction, a tenant's template under a budget) and stores the result. The
-//! worker claims due mails (row locks with `SKIP LOCKED` on PostgreSQL, so instances never send the
-//! same mail), sends them, and records the outcome; failures are retried with exponential backoff
-//! and jitter until the configured number of attempts, then marked `failed` for support to see. The
-//! worker wakes as soon as a mail is queued on this instance, and polls for the others.
+//! template needs. The worker ([`crate::workers`]) runs `mail_concurrency` lanes, each with its own
+//! SMTP connection; a lane claims one due mail, renders it (on a blocking thread, outside any
+//! transaction, a tenant's template under a budget), sends it and records the outcome. Failures
+//! are retried with exponential backoff and jitter until the configured number of attempts, then
+//! marked `failed` for support to see. Every attempt renders from the same inputs and sends the
+//! same Message-ID, so a mail sent twice (its claim lapsed mid-send, or the process died after
+//! the relay took it) is recognisable. Once a mail has ended its secrets are redacted from what is
+//! kept, and its bodies are emptied after the retention period.
 
+pub mod redact;
+pub mod smtp;
 pub mod templates;
 pub mod transport;
 
@@ -19,11 +23,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::domain::sender::{clean_display_name, SenderPolicy};
-use crate::store::mail::OutboxMail;
+use crate::store::mail::{OutboxMail, Outcome};
 use crate::store::{mail as db, Store};
+use crate::workers::Outbox;
 pub use transport::Transport;
 
-/// How the worker retries.
+/// How the worker sends and retries.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
     pub max_attempts: u32,
@@ -35,6 +40,13 @@ pub struct DeliverySettings {
     pub id_domain: String,
     /// Which sender addresses may be used (applied to every mail, also ones queued by older versions).
     pub sender: SenderPolicy,
+    /// Mails sent at once (lanes, each with its own SMTP connection).
+    pub concurrency: usize,
+    /// How long an ended mail keeps its (redacted) bodies.
+    pub retention: ChronoDuration,
+    /// Names this instance's claims; the same after a restart, so a restarted instance takes
+    /// back the claims its crashed predecessor held.
+    pub instance: String,
 }
 
 /// The delay before attempt `attempt + 1`, given `attempt` failed ones.
@@ -44,37 +56,69 @@ pub fn backoff(base: Duration, attempt: u32, jitter: f64) -> Duration {
     delay.mul_f64(1.0 + jitter.clamp(-0.25, 0.25))
 }
 
-/// A worker's claim on a mail lasts this long; a worker that died mid-send loses it then.
-const CLAIM: Duration = Duration::from_secs(120);
-const BATCH: i64 = 20;
+/// The longest rendering may take (a tenant's template is bounded by its fuel budget well below).
+const RENDER_ALLOWANCE: Duration = Duration::from_secs(30);
+
+/// The mail outbox as a [`crate::workers`] queue.
+pub struct MailOutbox {
+    store: Store,
+    transport: Arc<Transport>,
+    settings: DeliverySettings,
+    /// A claim outlasts the worst attempt (render + connect + send), so a live worker never has
+    /// its mail taken by another.
+    lease: Duration,
+}
 
 pub fn spawn_worker(
     store: Store,
     transport: Arc<Transport>,
     settings: DeliverySettings,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let signal = store.mail_signal();
-        loop {
-            let idle = match deliver_due(&store, &transport, &settings).await {
-                Ok(()) => next_wait(&store, &settings).await,
-                Err(error) => {
-                    tracing::error!(error = %error, "mail delivery round failed");
-                    settings.poll
-                }
-            };
-            tokio::select! {
-                _ = signal.notified() => {}
-                _ = tokio::time::sleep(idle) => {}
-                _ = shutdown.changed() => break,
-            }
-            if *shutdown.borrow() {
-                break;
-            }
-        }
-        tracing::info!("mail worker stopped");
-    })
+    let lease = transport.worst_send() + RENDER_ALLOWANCE;
+    let concurrency = settings.concurrency;
+    let signal = store.mail_signal();
+    let outbox = MailOutbox {
+        store,
+        transport,
+        settings,
+        lease,
+    };
+    crate::workers::spawn(Arc::new(outbox), concurrency, signal, shutdown)
+}
+
+impl Outbox for MailOutbox {
+    type Job = OutboxMail;
+    type Lane = transport::Connection;
+    const NAME: &'static str = "mail";
+
+    fn new_lane(&self) -> transport::Connection {
+        transport::Connection::default()
+    }
+
+    async fn release_own(&self) -> anyhow::Result<u64> {
+        let mut conn = self.store.write_conn().await?;
+        Ok(db::release_claims_of(&mut conn, &self.settings.instance).await?)
+    }
+
+    async fn claim(&self) -> anyhow::Result<Option<OutboxMail>> {
+        let now = Utc::now();
+        let until = now + ChronoDuration::from_std(self.lease)?;
+        let mut conn = self.store.write_conn().await?;
+        Ok(db::claim_one(&mut conn, self.store.backend(), &self.settings.instance, now, until).await?)
+    }
+
+    async fn work(&self, lane: &mut transport::Connection, mail: OutboxMail) -> anyhow::Result<()> {
+        deliver(&self.store, &self.transport, &self.settings, lane, mail).await
+    }
+
+    async fn idle_wait(&self) -> Duration {
+        next_wait(&self.store, &self.settings).await
+    }
+
+    async fn close_lane(&self, mut lane: transport::Connection) {
+        lane.close().await;
+    }
 }
 
 async fn next_wait(store: &Store, settings: &DeliverySettings) -> Duration {
@@ -88,44 +132,78 @@ async fn next_wait(store: &Store, settings: &DeliverySettings) -> Duration {
     }
 }
 
-/// Sends every mail that is due now.
-pub async fn deliver_due(store: &Store, transport: &Transport, settings: &DeliverySettings) -> anyhow::Result<()> {
-    loop {
-        let now = Utc::now();
-        let claimed = {
-            let mut tx = store.begin().await?;
-            let claim_until = now + ChronoDuration::from_std(CLAIM)?;
-            let claimed = db::claim_due(&mut tx, store.backend(), now, claim_until, BATCH).await?;
-            tx.commit().await?;
-            claimed
-        };
-        if claimed.is_empty() {
-            return Ok(());
-        }
-        for mut mail in claimed {
-            let outcome = match prepare(store, settings, &mut mail).await {
-                Ok(()) => match transport::message(&mail, &settings.id_domain) {
-                    Ok(message) => transport.send(&mail.id, &message).await,
-                    Err(error) => Err(format!("{error:#}")),
-                },
-                Err(error) => Err(format!("{error:#}")),
+/// Renders, sends and records one claimed mail.
+async fn deliver(
+    store: &Store,
+    transport: &Transport,
+    settings: &DeliverySettings,
+    lane: &mut transport::Connection,
+    mut mail: OutboxMail,
+) -> anyhow::Result<()> {
+    let context = mail.render_context.clone();
+    let outcome = match prepare(store, settings, &mut mail).await {
+        Ok(()) => match transport::message(&mail, &settings.id_domain) {
+            Ok(message) => transport.send(lane, &mail.id, &message).await,
+            Err(error) => Err(format!("{error:#}")),
+        },
+        Err(error) => Err(format!("{error:#}")),
+    };
+    let now = Utc::now();
+    let attempts = mail.attempts as u32 + 1;
+    let retry_at = outcome.as_ref().err().and_then(|_| {
+        (attempts < settings.max_attempts).then(|| {
+            let jitter = rand::thread_rng().gen_range(-0.25..=0.25);
+            retry_time(now, backoff(settings.retry_base, attempts, jitter))
+        })
+    });
+    let mut conn = store.write_conn().await?;
+    match (outcome, retry_at) {
+        (Ok(()), _) => {
+            keep_without_secrets(&mut mail, context.as_deref());
+            let ended = Outcome {
+                mail: &mail,
+                at: now,
+                bodies_until: now + settings.retention,
             };
-            let mut conn = store.write_conn().await?;
-            match outcome {
-                Ok(()) => {
-                    db::mark_sent(&mut conn, &mail.id, Utc::now()).await?;
-                    tracing::info!(mail = %mail.id, kind = %mail.kind, "mail sent");
-                }
-                Err(error) => {
-                    let attempts = mail.attempts as u32;
-                    let retry_at = (attempts < settings.max_attempts).then(|| {
-                        let jitter = rand::thread_rng().gen_range(-0.25..=0.25);
-                        retry_time(Utc::now(), backoff(settings.retry_base, attempts, jitter))
-                    });
-                    tracing::warn!(mail = %mail.id, attempts, %error, give_up = retry_at.is_none(), "mail not sent");
-                    db::mark_attempt_failed(&mut conn, &mail.id, &error, retry_at).await?;
-                }
-            }
+            db::mark_sent(&mut conn, &ended).await?;
+            crate::metrics::mail_send("sent");
+            tracing::info!(mail = %mail.id, kind = %mail.kind, "mail sent");
+        }
+        (Err(error), Some(at)) => {
+            db::retry_later(&mut conn, &mail.id, &error, at).await?;
+            crate::metrics::mail_send("retry");
+            tracing::warn!(mail = %mail.id, attempts, %error, "mail not sent; will retry");
+        }
+        (Err(error), None) => {
+            keep_without_secrets(&mut mail, context.as_deref());
+            let ended = Outcome {
+                mail: &mail,
+                at: now,
+                bodies_until: now + settings.retention,
+            };
+            db::mark_failed(&mut conn, &ended, &error).await?;
+            crate::metrics::mail_send("failed");
+            tracing::warn!(mail = %mail.id, attempts, %error, "mail not sent; giving up");
+        }
+    }
+    Ok(())
+}
+
+/// Redacts the secrets the mail's template inputs name from its rendering. A mail queued by an
+/// older version (rendered when queued, no inputs kept) cannot say which parts are secret: its
+/// bodies are dropped whole.
+fn keep_without_secrets(mail: &mut OutboxMail, context: Option<&str>) {
+    let secrets = context.and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok());
+    match secrets {
+        Some(context) => {
+            let secrets = redact::secrets(&context);
+            mail.subject = mail.subject.as_deref().map(|s| redact::redact(s, &secrets));
+            mail.text_body = redact::redact(&mail.text_body, &secrets);
+            mail.html_body = redact::redact(&mail.html_body, &secrets);
+        }
+        None => {
+            mail.text_body.clear();
+            mail.html_body.clear();
         }
     }
 }
@@ -133,15 +211,18 @@ pub async fn deliver_due(store: &Store, transport: &Transport, settings: &Delive
 /// Makes a claimed mail ready to send: renders it if it waits for that, and applies the operator's
 /// sender rules (a template, or a mail queued by an older version, may name any address).
 async fn prepare(store: &Store, settings: &DeliverySettings, mail: &mut OutboxMail) -> anyhow::Result<()> {
-    if let Some(context) = mail.render_context.take() {
-        render_queued(store, settings, mail, &context).await?;
+    if let Some(context) = mail.render_context.clone() {
+        // Bounded so the claim's lease holds (a render left running on its thread is abandoned).
+        tokio::time::timeout(RENDER_ALLOWANCE, render_queued(store, settings, mail, &context))
+            .await
+            .map_err(|_| anyhow::anyhow!("rendering the mail took longer than {RENDER_ALLOWANCE:?}"))??;
     }
     mail.from_address = settings.sender.address_for(Some(&mail.from_address));
     mail.from_name = clean_display_name(&mail.from_name);
     Ok(())
 }
 
-/// Renders a mail queued with its template inputs and stores the result, so a retry sends the same.
+/// Renders a mail from its template inputs (every attempt renders the same inputs).
 async fn render_queued(
     store: &Store,
     settings: &DeliverySettings,
@@ -171,7 +252,6 @@ async fn render_queued(
     mail.subject = Some(rendered.subject);
     mail.text_body = rendered.text;
     mail.html_body = rendered.html;
-    db::store_rendered(&mut *store.write_conn().await?, mail).await?;
     Ok(())
 }
 

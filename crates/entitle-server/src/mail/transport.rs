@@ -3,88 +3,47 @@
 
 use anyhow::Context;
 use lettre::message::{header, Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use std::path::PathBuf;
-use std::time::Duration;
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::Message;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use super::smtp::Relay;
 use crate::store::mail::OutboxMail;
 
+/// The longest one SMTP transaction (MAIL, RCPT, DATA and the relay's answer) may take.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection idle longer than this is checked (NOOP) before it carries a mail: relays close
+/// idle connections, and a mail must not fail for that.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
 pub enum Transport {
-    Smtp(Box<AsyncSmtpTransport<Tokio1Executor>>),
+    Smtp(Box<Relay>),
     Files(PathBuf),
 }
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Transport::Smtp(_) => f.write_str("Transport::Smtp"),
+            Transport::Smtp(relay) => write!(f, "Transport::Smtp({relay:?})"),
             Transport::Files(dir) => write!(f, "Transport::Files({})", dir.display()),
         }
     }
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(value) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(value);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// One lane's SMTP connection, kept open between mails.
+#[derive(Default)]
+pub struct Connection {
+    open: Option<(AsyncSmtpConnection, Instant)>,
 }
 
-/// `smtp://[user:pass@]host[:port][?tls=none|starttls|opportunistic]` or `smtps://…` (implicit TLS).
-/// Default ports: 25 for `smtp`, 587 with STARTTLS, 465 for `smtps`.
-pub fn smtp_from_url(url: &str) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .context("an SMTP URL starts with smtp:// or smtps://")?;
-    let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let authority = authority.trim_end_matches('/');
-    let (credentials, host_port) = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => (Some(userinfo), host),
-        None => (None, authority),
-    };
-    let (host, port) = match host_port.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => (host, Some(port.parse::<u16>().context("SMTP port")?)),
-        _ => (host_port, None),
-    };
-    anyhow::ensure!(!host.is_empty(), "the SMTP URL has no host");
-    let tls = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("tls="))
-        .unwrap_or(if scheme == "smtps" { "implicit" } else { "none" });
-    let builder = match (scheme, tls) {
-        ("smtps", _) => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?.port(port.unwrap_or(465)),
-        ("smtp", "starttls") | ("smtp", "required") => {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?.port(port.unwrap_or(587))
+impl Connection {
+    /// Says goodbye to the relay, if connected.
+    pub async fn close(&mut self) {
+        if let Some((mut conn, _)) = self.open.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.quit()).await;
         }
-        ("smtp", "opportunistic") => {
-            use lettre::transport::smtp::client::{Tls, TlsParameters};
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-                .port(port.unwrap_or(25))
-                .tls(Tls::Opportunistic(TlsParameters::new(host.to_owned())?))
-        }
-        ("smtp", "none") => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).port(port.unwrap_or(25)),
-        (scheme, tls) => anyhow::bail!("unsupported SMTP URL: scheme {scheme:?} with tls={tls:?}"),
-    };
-    let builder = match credentials {
-        Some(userinfo) => {
-            let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-            builder.credentials(Credentials::new(percent_decode(user), percent_decode(pass)))
-        }
-        None => builder,
-    };
-    Ok(builder.timeout(Some(Duration::from_secs(30))).build())
+    }
 }
 
 /// The message of an outbox mail. Its Message-ID derives from the outbox id, so a mail sent again
@@ -110,16 +69,54 @@ pub fn message(mail: &OutboxMail, id_domain: &str) -> anyhow::Result<Message> {
 }
 
 impl Transport {
-    pub fn from_settings(smtp_url: Option<&str>, mail_dir: PathBuf) -> anyhow::Result<Transport> {
+    pub fn from_settings(
+        smtp_url: Option<&str>,
+        ca_file: Option<&Path>,
+        mail_dir: PathBuf,
+    ) -> anyhow::Result<Transport> {
         match smtp_url {
-            Some(url) => Ok(Transport::Smtp(Box::new(smtp_from_url(url)?))),
+            Some(url) => Ok(Transport::Smtp(Box::new(Relay::from_url(url, ca_file)?))),
             None => Ok(Transport::Files(mail_dir)),
         }
     }
 
-    pub async fn send(&self, id: &str, message: &Message) -> Result<(), String> {
+    /// The worst time one [`Transport::send`] can take: a worker's claim must outlast it.
+    pub fn worst_send(&self) -> Duration {
         match self {
-            Transport::Smtp(smtp) => smtp.send(message.clone()).await.map(|_| ()).map_err(|e| e.to_string()),
+            Transport::Smtp(relay) => relay.connect_timeout * 2 + SEND_TIMEOUT,
+            Transport::Files(_) => SEND_TIMEOUT,
+        }
+    }
+
+    /// Sends one message on the lane's connection (opened or reopened as needed).
+    pub async fn send(&self, lane: &mut Connection, id: &str, message: &Message) -> Result<(), String> {
+        match self {
+            Transport::Smtp(relay) => {
+                let bytes = message.formatted();
+                let result = tokio::time::timeout(SEND_TIMEOUT + relay.connect_timeout * 2, async {
+                    let mut conn = match lane.open.take() {
+                        Some((mut conn, last)) if !conn.has_broken() => {
+                            if last.elapsed() < IDLE_CHECK || conn.test_connected().await {
+                                conn
+                            } else {
+                                relay.connect().await.map_err(|e| format!("{e:#}"))?
+                            }
+                        }
+                        _ => relay.connect().await.map_err(|e| format!("{e:#}"))?,
+                    };
+                    let sent = tokio::time::timeout(SEND_TIMEOUT, conn.send(message.envelope(), &bytes))
+                        .await
+                        .map_err(|_| "the SMTP relay did not answer in time".to_owned())
+                        .and_then(|sent| sent.map_err(|e| e.to_string()));
+                    // lettre marks a connection broken after any error; the next mail reconnects.
+                    if sent.is_ok() {
+                        lane.open = Some((conn, Instant::now()));
+                    }
+                    sent.map(|_| ())
+                })
+                .await;
+                result.unwrap_or_else(|_| Err("connecting to the SMTP relay timed out".to_owned()))
+            }
             Transport::Files(dir) => {
                 let write = async {
                     tokio::fs::create_dir_all(dir).await?;
@@ -133,24 +130,54 @@ impl Transport {
     }
 }
 
+/// Deletes the `.eml` files last written before `cutoff` from the mail directory (they hold what
+/// was sent, secrets included); how many.
+pub fn purge_files(dir: &Path, cutoff: std::time::SystemTime) -> std::io::Result<u64> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let mut purged = 0;
+    for entry in entries {
+        let entry = entry?;
+        let is_mail = entry.file_name().to_str().is_some_and(|name| name.ends_with(".eml"));
+        if is_mail && entry.metadata()?.modified()? < cutoff {
+            std::fs::remove_file(entry.path())?;
+            purged += 1;
+        }
+    }
+    Ok(purged)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
-    /// A tokio test: building a pooled transport starts its pool's task.
-    #[tokio::test]
-    async fn smtp_urls_parse() {
-        for url in [
-            "smtp://localhost:2525",
-            "smtp://user:p%40ss@mail.example.com:587?tls=starttls",
-            "smtps://user:pass@mail.example.com",
-            "smtp://mail.example.com?tls=opportunistic",
-        ] {
-            assert!(smtp_from_url(url).is_ok(), "{url}");
+    #[test]
+    fn mail_files_past_the_retention_are_deleted() {
+        let dir = std::env::temp_dir().join(format!("entitle-mail-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("mail_old.eml");
+        let new = dir.join("mail_new.eml");
+        let other = dir.join("notes.txt");
+        for path in [&old, &new, &other] {
+            std::fs::write(path, "x").unwrap();
         }
-        for url in ["http://x", "smtp://", "smtp://host:notaport", "smtp://host?tls=maybe"] {
-            assert!(smtp_from_url(url).is_err(), "{url}");
+        let long_ago = SystemTime::now() - Duration::from_secs(40 * 86_400);
+        for path in [&old, &other] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
         }
-        assert_eq!(percent_decode("p%40ss%3A"), "p@ss:");
+        let cutoff = SystemTime::now() - Duration::from_secs(30 * 86_400);
+        assert_eq!(purge_files(&dir, cutoff).unwrap(), 1);
+        assert!(!old.exists() && new.exists() && other.exists());
+        assert_eq!(purge_files(&dir.join("missing"), cutoff).unwrap(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,5 +1,6 @@
 //! Periodic clean-up inside `serve`: forgets what is only kept for a while (attempt budgets,
-//! ended web sessions, used or expired sign-in links, idempotency keys older than a day).
+//! ended web sessions, used or expired sign-in links, idempotency keys older than a day, the
+//! bodies of mails past their retention, and `.eml` files as old).
 //! Each round deletes in bounded batches so the writer is never held for long.
 
 use std::time::Duration;
@@ -10,7 +11,13 @@ use crate::store::Store;
 
 const EVERY: Duration = Duration::from_secs(60);
 
-pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+/// The `.eml` files of the file mail transport, and how long they are kept.
+pub struct MailFiles {
+    pub dir: std::path::PathBuf,
+    pub retention: Duration,
+}
+
+pub fn spawn(store: Store, mail_files: Option<MailFiles>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks: u64 = 0;
         loop {
@@ -42,6 +49,26 @@ pub fn spawn(store: Store, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "forgot old idempotency keys"),
                 Err(error) => tracing::warn!(%error, "purging idempotency keys failed"),
+            }
+            match super::mail::purge_bodies(&store, super::now()).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "emptied the bodies of mails past their retention"),
+                Err(error) => tracing::warn!(%error, "purging mail bodies failed"),
+            }
+            if let Some(files) = &mail_files {
+                let dir = files.dir.clone();
+                let cutoff = std::time::SystemTime::now().checked_sub(files.retention);
+                let purged = tokio::task::spawn_blocking(move || match cutoff {
+                    Some(cutoff) => crate::mail::transport::purge_files(&dir, cutoff),
+                    None => Ok(0),
+                })
+                .await;
+                match purged {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(purged)) => tracing::debug!(purged, "deleted mail files past their retention"),
+                    Ok(Err(error)) => tracing::warn!(%error, "deleting old mail files failed"),
+                    Err(error) => tracing::warn!(%error, "deleting old mail files failed"),
+                }
             }
         }
     })

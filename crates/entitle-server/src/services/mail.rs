@@ -550,3 +550,16 @@ pub async fn queue_stats(store: &Store) -> ServiceResult<QueueStats> {
         oldest_age_seconds,
     })
 }
+
+/// Empties the bodies of ended mails past their retention (`mail_retention_days`), in bounded
+/// batches; how many.
+pub async fn purge_bodies(store: &Store, now: DateTime<Utc>) -> ServiceResult<u64> {
+    let mut total = 0;
+    loop {
+        let purged = db::purge_bodies(&mut *store.write_conn().await?, now, 500).await?;
+        total += purged;
+        if purged < 500 {
+            return Ok(total);
+        }
+    }
+}

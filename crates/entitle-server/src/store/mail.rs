@@ -10,8 +10,8 @@ use super::rows::RowExt;
 use super::{millis, Backend, StoreResult};
 
 /// A mail in the outbox. It is queued with its template inputs (`render_context`) in the
-/// transaction that causes it, and rendered by the mail worker just before it is first sent; the
-/// rendered subject and bodies are then stored, so retries send exactly the same message.
+/// transaction that causes it, and rendered by the mail worker just before each attempt; once it
+/// has ended, the rendering is kept with its secrets redacted and the inputs are dropped.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OutboxMail {
     pub id: String,
@@ -20,7 +20,7 @@ pub struct OutboxMail {
     pub recipient: String,
     pub from_name: String,
     pub from_address: String,
-    /// Null until the mail is rendered, just before it is first sent.
+    /// Null until the mail has been sent (or has failed for good); secrets in it are redacted.
     pub subject: Option<String>,
     #[serde(skip)]
     pub text_body: String,
@@ -98,15 +98,114 @@ pub async fn enqueue(conn: &mut AnyConnection, m: &OutboxMail) -> StoreResult<()
     Ok(())
 }
 
-/// Stores what a queued mail rendered to and drops its template inputs: from now on it is sent
-/// as it is.
-pub async fn store_rendered(conn: &mut AnyConnection, m: &OutboxMail) -> StoreResult<()> {
+/// Claims the mail due soonest for `instance` until `claim_until` (a crashed worker's claim lapses
+/// then): one mail, just before it is sent, so a crash strands at most the mails in flight.
+/// A lapsed claim first (its mail has waited longest), else the queued mail due soonest: each
+/// found through its own index, so a claim stays cheap however long the outbox grows.
+/// On PostgreSQL the row is locked with `SKIP LOCKED`, so concurrent claims (from any instance)
+/// never take the same mail; SQLite has one writer, which serialises claims by itself.
+pub async fn claim_one(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    instance: &str,
+    now: DateTime<Utc>,
+    claim_until: DateTime<Utc>,
+) -> StoreResult<Option<OutboxMail>> {
+    let lock = match backend {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE mail_outbox SET status = 'sending', claimed_until = $2, claimed_by = $3
+         WHERE id = COALESCE(
+             (SELECT id FROM mail_outbox WHERE status = 'sending' AND claimed_until < $1 LIMIT 1 {lock}),
+             (SELECT id FROM mail_outbox WHERE status = 'queued' AND next_attempt_at <= $1
+              ORDER BY next_attempt_at LIMIT 1 {lock}))
+         RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(millis(now))
+        .bind(millis(claim_until))
+        .bind(instance)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(mail).transpose()
+}
+
+/// Hands back the claims `instance` still holds: at start, those are a crashed predecessor's
+/// (same instance id), whose mails would otherwise wait for their leases to lapse.
+pub async fn release_claims_of(conn: &mut AnyConnection, instance: &str) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE mail_outbox SET status = 'queued', claimed_until = NULL, claimed_by = NULL
+         WHERE status = 'sending' AND claimed_by = $1",
+    )
+    .bind(instance)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A mail that has ended (sent, or failed for good) as it is kept: its rendering with the secrets
+/// redacted.
+pub struct Outcome<'a> {
+    pub mail: &'a OutboxMail,
+    pub at: DateTime<Utc>,
+    /// Until when a mail that has ended keeps its (redacted) bodies.
+    pub bodies_until: DateTime<Utc>,
+}
+
+/// Sent: counts the attempt, stores the redacted rendering and ends the claim.
+pub async fn mark_sent(conn: &mut AnyConnection, o: &Outcome<'_>) -> StoreResult<()> {
+    let m = o.mail;
     sqlx::query(
-        "UPDATE mail_outbox SET from_name = $2, from_address = $3, subject = $4, text_body = $5, html_body = $6,
-            render_context = NULL
+        "UPDATE mail_outbox SET status = 'sent', sent_at = $2, attempts = attempts + 1, claimed_until = NULL,
+            claimed_by = NULL, last_error = NULL, from_name = $3, from_address = $4, subject = $5, text_body = $6,
+            html_body = $7, render_context = NULL, bodies_until = $8
          WHERE id = $1",
     )
     .bind(&m.id)
+    .bind(millis(o.at))
+    .bind(&m.from_name)
+    .bind(&m.from_address)
+    .bind(m.subject.as_deref().unwrap_or(""))
+    .bind(&m.text_body)
+    .bind(&m.html_body)
+    .bind(millis(o.bodies_until))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A tried send that failed and will be tried again at `retry_at`: counts the attempt, ends the
+/// claim. The template inputs stay, so the retry renders the same message with the same
+/// Message-ID. A mail already `sent` (another instance took a lapsed claim) stays sent.
+pub async fn retry_later(conn: &mut AnyConnection, id: &str, error: &str, retry_at: DateTime<Utc>) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE mail_outbox SET status = 'queued', next_attempt_at = $2, attempts = attempts + 1,
+            claimed_until = NULL, claimed_by = NULL, last_error = $3
+         WHERE id = $1 AND status = 'sending'",
+    )
+    .bind(id)
+    .bind(millis(retry_at))
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The last attempt failed: `failed` for good (support sees it and can resend), with the
+/// redacted rendering when there is one. A mail already `sent` stays sent.
+pub async fn mark_failed(conn: &mut AnyConnection, o: &Outcome<'_>, error: &str) -> StoreResult<()> {
+    let m = o.mail;
+    sqlx::query(
+        "UPDATE mail_outbox SET status = 'failed', attempts = attempts + 1, claimed_until = NULL,
+            claimed_by = NULL, last_error = $2, bodies_until = $3, from_name = $4, from_address = $5,
+            subject = $6, text_body = $7, html_body = $8, render_context = NULL
+         WHERE id = $1 AND status = 'sending'",
+    )
+    .bind(&m.id)
+    .bind(error)
+    .bind(millis(o.bodies_until))
     .bind(&m.from_name)
     .bind(&m.from_address)
     .bind(m.subject.as_deref().unwrap_or(""))
@@ -117,78 +216,17 @@ pub async fn store_rendered(conn: &mut AnyConnection, m: &OutboxMail) -> StoreRe
     Ok(())
 }
 
-/// Claims up to `limit` due mails for `claim_for` (a crashed worker's claim lapses then).
-/// On PostgreSQL the rows are locked with `SKIP LOCKED`, so instances never claim the same mail;
-/// SQLite has one writer, which serialises claims by itself.
-pub async fn claim_due(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    now: DateTime<Utc>,
-    claim_until: DateTime<Utc>,
-    limit: i64,
-) -> StoreResult<Vec<OutboxMail>> {
-    let lock = match backend {
-        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
-    let sql = format!(
-        "UPDATE mail_outbox SET status = 'sending', claimed_until = $2, attempts = attempts + 1
-         WHERE id IN (
-             SELECT id FROM mail_outbox
-             WHERE (status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND claimed_until < $1)
-             ORDER BY next_attempt_at LIMIT $3 {lock})
-         RETURNING {COLUMNS}"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(millis(now))
-        .bind(millis(claim_until))
-        .bind(limit)
-        .fetch_all(conn)
-        .await?;
-    rows.iter().map(mail).collect()
-}
-
-pub async fn mark_sent(conn: &mut AnyConnection, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE mail_outbox SET status = 'sent', sent_at = $2, claimed_until = NULL, last_error = NULL WHERE id = $1",
+/// Empties the bodies of up to `limit` ended mails past their retention; how many.
+pub async fn purge_bodies(conn: &mut AnyConnection, now: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE mail_outbox SET text_body = '', html_body = '', render_context = NULL, bodies_until = NULL
+         WHERE id IN (SELECT id FROM mail_outbox WHERE bodies_until < $1 LIMIT $2)",
     )
-    .bind(id)
-    .bind(millis(at))
+    .bind(millis(now))
+    .bind(limit)
     .execute(conn)
     .await?;
-    Ok(())
-}
-
-/// Back to the queue until `retry_at`, or `failed` for good when `retry_at` is `None`.
-pub async fn mark_attempt_failed(
-    conn: &mut AnyConnection,
-    id: &str,
-    error: &str,
-    retry_at: Option<DateTime<Utc>>,
-) -> StoreResult<()> {
-    match retry_at {
-        Some(at) => {
-            sqlx::query(
-                "UPDATE mail_outbox SET status = 'queued', next_attempt_at = $2, claimed_until = NULL, last_error = $3
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(millis(at))
-            .bind(error)
-            .execute(conn)
-            .await?;
-        }
-        None => {
-            sqlx::query(
-                "UPDATE mail_outbox SET status = 'failed', claimed_until = NULL, last_error = $2 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(error)
-            .execute(conn)
-            .await?;
-        }
-    }
-    Ok(())
+    Ok(done.rows_affected())
 }
 
 /// The soonest time a queued mail falls due, to sleep until then.

@@ -30,6 +30,8 @@ const IDEMPOTENCY_KEYS: &str = include_str!("../../migrations/common/0017_idempo
 const STOREFRONT_SETTINGS: &str = include_str!("../../migrations/common/0018_storefront_settings.sql");
 const STOREFRONT_GRACE: &str = include_str!("../../migrations/common/0019_storefront_grace.sql");
 const DELIVERIES_BY_ORDER: &str = include_str!("../../migrations/common/0015_deliveries_by_order.sql");
+const MAIL_CLAIMS: &str = include_str!("../../migrations/common/0020_mail_claims.sql");
+const MAIL_BODY_RETENTION: &str = include_str!("../../migrations/common/0021_mail_body_retention.sql");
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -145,6 +147,18 @@ const MIGRATIONS: &[Migration] = &[
         name: "storefront_grace",
         sqlite: STOREFRONT_GRACE,
         postgres: STOREFRONT_GRACE,
+    },
+    Migration {
+        version: 20,
+        name: "mail_claims",
+        sqlite: MAIL_CLAIMS,
+        postgres: MAIL_CLAIMS,
+    },
+    Migration {
+        version: 21,
+        name: "mail_body_retention",
+        sqlite: MAIL_BODY_RETENTION,
+        postgres: MAIL_BODY_RETENTION,
     },
 ];
 

@@ -353,3 +353,125 @@ backend_test! {
         assert_eq!(events["data"].as_array().unwrap().len(), 2);
     }
 }
+
+/// The outbox columns that could hold a mail's secrets, for every mail of the database.
+async fn kept_bodies(app: &TestApp) -> Vec<(String, String, String, Option<String>)> {
+    use sqlx::Row;
+    let mut conn = app.store.read().await.unwrap();
+    sqlx::query("SELECT subject, text_body, html_body, render_context FROM mail_outbox ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect()
+}
+
+backend_test! {
+    async fn secrets_leave_the_database_once_a_mail_is_sent_and_bodies_after_the_retention(app) {
+        let t = app.tenant("Acme").await;
+        let c = seed_catalogue(app, &t.key).await;
+        let code_mail = buy(app, &t.key, &c.customer_id, "PRO-M", "buyer@initech.example").await;
+        let code = code_mail["activation_code"].as_str().unwrap().to_owned();
+        app.act(Method::PATCH, &t.key, &format!("/api/v1/products/{}", c.product_id), json!({"account_based": true})).await;
+        buy(app, &t.key, &c.customer_id, "PRO-M", "new.person@initech.example").await;
+        let queued = kept_bodies(app).await;
+        assert!(queued.iter().any(|(_, _, _, context)| context.as_deref().is_some_and(|c| c.contains("set-password?token="))),
+            "while queued, the inputs hold the link");
+
+        let sent = settled(app, &t.key).await;
+        assert!(sent.iter().all(|m| m["status"] == "sent"));
+        let files: Vec<String> = sent.iter()
+            .map(|m| std::fs::read_to_string(app.data_dir.0.join("mail").join(format!("{}.eml", m["id"].as_str().unwrap()))).unwrap())
+            .map(|text| text.replace("=\r\n", "").replace("=3D", "="))
+            .collect();
+        assert!(files.iter().any(|text| text.contains(&code)), "the buyer got the code");
+        let link = files.iter().find_map(|text| {
+            let start = text.find("set-password?token=")? + 19;
+            Some(text[start..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>())
+        }).expect("the set-up link was sent");
+
+        let kept = kept_bodies(app).await;
+        assert_eq!(kept.len(), 2);
+        for (subject, text, html, context) in &kept {
+            assert!(context.is_none(), "no template inputs once sent");
+            for part in [subject, text, html] {
+                assert!(!part.contains(&code) && !part.contains(&link), "a secret kept: {part}");
+            }
+            assert!(text.contains("[removed]") && html.contains("[removed]"), "{text}");
+            assert!(text.contains("Editor"), "the rest of the mail is kept for support: {text}");
+        }
+
+        // Past the retention, the bodies go too (the housekeeping round does this every minute).
+        entitle_server::services::mail::purge_bodies(&app.store, chrono::Utc::now()).await.unwrap();
+        assert_eq!(kept_bodies(app).await.iter().filter(|(_, text, _, _)| text.is_empty()).count(), 0, "not yet");
+        let later = chrono::Utc::now() + chrono::Duration::days(31);
+        let purged = entitle_server::services::mail::purge_bodies(&app.store, later).await.unwrap();
+        assert_eq!(purged, 2);
+        for (_, text, html, _) in kept_bodies(app).await {
+            assert!(text.is_empty() && html.is_empty());
+        }
+        assert_eq!(mails(app, &t.key, "&status=sent").await.len(), 2, "the records stay");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_out_over_several_connections_at_once() {
+    // Each message takes the relay 100 ms to accept: one connection at a time would need 2.4 s.
+    let sink = SmtpSink::start_with(
+        0,
+        crate::smtp::SinkOptions {
+            accept_delay: Duration::from_millis(100),
+            ..Default::default()
+        },
+    )
+    .await;
+    let app = TestApp::spawn_configured(Backend::Sqlite, |c| {
+        c.smtp_url = Some(sink.url());
+        c.mail_concurrency = Some(8);
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await
+    .unwrap();
+    let sent_so_far = || async {
+        let base = app.metrics_base.as_deref().unwrap();
+        let text = app
+            .client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(r#"entitle_mail_sends_total{outcome="sent"} "#))
+            .map_or(0.0, |value| value.parse::<f64>().unwrap())
+    };
+    let before = sent_so_far().await;
+    let t = app.tenant("Acme").await;
+    let c = seed_catalogue(&app, &t.key).await;
+    let buys = (0..24).map(|n| {
+        let (key, customer) = (t.key.clone(), c.customer_id.clone());
+        let app = &app;
+        async move { buy(app, &key, &customer, "BASIC-M", &format!("b{n}@initech.example")).await }
+    });
+    join_all(buys).await;
+    let started = std::time::Instant::now();
+    let received = sink.wait_for(24).await;
+    assert_eq!(received.len(), 24);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "sent in parallel lanes: {elapsed:?}"
+    );
+    let sent = settled(&app, &t.key).await;
+    assert!(
+        sent.iter().all(|m| m["status"] == "sent" && m["attempts"] == 1),
+        "{sent:?}"
+    );
+    // The metrics recorder is shared by every test in this process: at least ours were counted.
+    assert!(sent_so_far().await >= before + 24.0, "sends counted by outcome");
+    app.stop().await;
+    sink.stop();
+}

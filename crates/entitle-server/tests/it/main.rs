@@ -23,6 +23,8 @@ mod idempotency;
 mod licensing;
 mod mail;
 mod mail_abuse;
+mod mail_crash;
+mod mail_tls;
 mod ops;
 mod plans;
 mod portal;

@@ -12,6 +12,10 @@ pub struct Received {
     pub to: Vec<String>,
     /// The message as transmitted (headers and body, dot-unstuffed).
     pub data: String,
+    /// Whether it came over TLS.
+    pub secure: bool,
+    /// Whether the client had authenticated.
+    pub authenticated: bool,
 }
 
 impl Received {
@@ -59,12 +63,34 @@ pub struct SmtpSink {
     task: JoinHandle<()>,
 }
 
+/// How the sink behaves: TLS, required authentication, a pause before accepting each message.
+#[derive(Clone, Default)]
+pub struct SinkOptions {
+    /// Offer STARTTLS with this certificate (and refuse mail before it).
+    pub starttls: Option<Arc<tokio_rustls::TlsAcceptor>>,
+    /// TLS from the first byte.
+    pub implicit_tls: Option<Arc<tokio_rustls::TlsAcceptor>>,
+    /// `(user, password)`: mail is refused until the client authenticated.
+    pub auth: Option<(String, String)>,
+    /// Offer AUTH LOGIN only (not PLAIN).
+    pub login_only: bool,
+    /// Keeps each message, then waits this long before answering `250`.
+    pub accept_delay: Duration,
+}
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 impl SmtpSink {
     pub async fn start() -> SmtpSink {
         Self::start_on(0).await
     }
 
     pub async fn start_on(port: u16) -> SmtpSink {
+        Self::start_with(port, SinkOptions::default()).await
+    }
+
+    pub async fn start_with(port: u16, options: SinkOptions) -> SmtpSink {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind the SMTP sink");
@@ -77,8 +103,17 @@ impl SmtpSink {
                     return;
                 };
                 let store = store.clone();
+                let options = options.clone();
                 tokio::spawn(async move {
-                    let _ = session(stream, store).await;
+                    let stream: Box<dyn Io> = match &options.implicit_tls {
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(tls) => Box::new(tls),
+                            Err(_) => return,
+                        },
+                        None => Box::new(stream),
+                    };
+                    let secure = options.implicit_tls.is_some();
+                    let _ = session(stream, secure, store, options).await;
                 });
             }
         });
@@ -115,41 +150,100 @@ pub async fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-async fn session(stream: tokio::net::TcpStream, store: Arc<Mutex<Vec<Received>>>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read);
-    write.write_all(b"220 sink.test ESMTP\r\n").await?;
+async fn session(
+    stream: Box<dyn Io>,
+    mut secure: bool,
+    store: Arc<Mutex<Vec<Received>>>,
+    options: SinkOptions,
+) -> std::io::Result<()> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut conn = BufReader::new(stream);
+    conn.get_mut().write_all(b"220 sink.test ESMTP\r\n").await?;
     let (mut from, mut to) = (String::new(), Vec::new());
+    let mut authenticated = false;
     let mut line = String::new();
     loop {
         line.clear();
-        if lines.read_line(&mut line).await? == 0 {
+        if conn.read_line(&mut line).await? == 0 {
             return Ok(());
         }
         let command = line.trim_end().to_owned();
         let upper = command.to_uppercase();
+        let out = conn.get_mut();
         if upper.starts_with("EHLO") {
-            write
-                .write_all(b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+            let mut answer = String::from("250-sink.test\r\n250-8BITMIME\r\n");
+            if options.starttls.is_some() && !secure {
+                answer.push_str("250-STARTTLS\r\n");
+            }
+            if options.auth.is_some() && secure {
+                answer.push_str(if options.login_only {
+                    "250-AUTH LOGIN\r\n"
+                } else {
+                    "250-AUTH PLAIN LOGIN\r\n"
+                });
+            }
+            answer.push_str("250 SMTPUTF8\r\n");
+            out.write_all(answer.as_bytes()).await?;
+        } else if upper == "STARTTLS" && !secure {
+            let Some(acceptor) = options.starttls.clone() else {
+                out.write_all(b"502 not implemented\r\n").await?;
+                continue;
+            };
+            out.write_all(b"220 go ahead\r\n").await?;
+            let plain = conn.into_inner();
+            let tls = acceptor.accept(plain).await?;
+            conn = BufReader::new(Box::new(tls) as Box<dyn Io>);
+            secure = true;
+        } else if upper.starts_with("AUTH PLAIN") && !options.login_only {
+            let given = command[10..].trim();
+            let decoded = b64.decode(given).unwrap_or_default();
+            let parts: Vec<&[u8]> = decoded.split(|b| *b == 0).collect();
+            let ok = options.auth.as_ref().is_some_and(|(user, pass)| {
+                parts.len() == 3 && parts[1] == user.as_bytes() && parts[2] == pass.as_bytes()
+            });
+            authenticated = ok;
+            out.write_all(if ok { b"235 ok\r\n" } else { b"535 bad credentials\r\n" })
+                .await?;
+        } else if upper == "AUTH LOGIN" {
+            out.write_all(b"334 VXNlcm5hbWU6\r\n").await?;
+            line.clear();
+            conn.read_line(&mut line).await?;
+            let user = b64.decode(line.trim()).unwrap_or_default();
+            conn.get_mut().write_all(b"334 UGFzc3dvcmQ6\r\n").await?;
+            line.clear();
+            conn.read_line(&mut line).await?;
+            let pass = b64.decode(line.trim()).unwrap_or_default();
+            let ok = options
+                .auth
+                .as_ref()
+                .is_some_and(|(u, p)| user == u.as_bytes() && pass == p.as_bytes());
+            authenticated = ok;
+            conn.get_mut()
+                .write_all(if ok { b"235 ok\r\n" } else { b"535 bad credentials\r\n" })
                 .await?;
         } else if upper.starts_with("HELO") || upper.starts_with("NOOP") {
-            write.write_all(b"250 OK\r\n").await?;
+            out.write_all(b"250 OK\r\n").await?;
         } else if upper.starts_with("RSET") {
             from.clear();
             to.clear();
-            write.write_all(b"250 OK\r\n").await?;
+            out.write_all(b"250 OK\r\n").await?;
         } else if upper.starts_with("MAIL FROM:") {
+            if (options.starttls.is_some() && !secure) || (options.auth.is_some() && !authenticated) {
+                out.write_all(b"530 authentication (and TLS) required\r\n").await?;
+                continue;
+            }
             from = command[10..].trim().to_owned();
-            write.write_all(b"250 OK\r\n").await?;
+            out.write_all(b"250 OK\r\n").await?;
         } else if upper.starts_with("RCPT TO:") {
             to.push(command[8..].trim().to_owned());
-            write.write_all(b"250 OK\r\n").await?;
+            out.write_all(b"250 OK\r\n").await?;
         } else if upper == "DATA" {
-            write.write_all(b"354 go ahead\r\n").await?;
+            out.write_all(b"354 go ahead\r\n").await?;
             let mut data = String::new();
             loop {
                 line.clear();
-                if lines.read_line(&mut line).await? == 0 {
+                if conn.read_line(&mut line).await? == 0 {
                     return Ok(());
                 }
                 if line == ".\r\n" {
@@ -165,13 +259,18 @@ async fn session(stream: tokio::net::TcpStream, store: Arc<Mutex<Vec<Received>>>
                 from: std::mem::take(&mut from),
                 to: std::mem::take(&mut to),
                 data,
+                secure,
+                authenticated,
             });
-            write.write_all(b"250 queued\r\n").await?;
+            if !options.accept_delay.is_zero() {
+                tokio::time::sleep(options.accept_delay).await;
+            }
+            conn.get_mut().write_all(b"250 queued\r\n").await?;
         } else if upper.starts_with("QUIT") {
-            write.write_all(b"221 bye\r\n").await?;
+            out.write_all(b"221 bye\r\n").await?;
             return Ok(());
         } else {
-            write.write_all(b"502 not implemented\r\n").await?;
+            out.write_all(b"502 not implemented\r\n").await?;
         }
     }
 }
