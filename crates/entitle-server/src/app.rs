@@ -107,6 +107,15 @@ fn delivery_settings(config: &Config) -> DeliverySettings {
     }
 }
 
+fn webhook_settings(config: &Config) -> crate::workers::webhooks::WebhookSettings {
+    crate::workers::webhooks::WebhookSettings {
+        allow_private: config.webhook_allow_private,
+        retry_base: config.webhook_retry_base,
+        poll: config.webhook_poll,
+        timeout: config.webhook_timeout,
+    }
+}
+
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let store = Store::open(config.database_url.expose_secret()).await?;
@@ -192,7 +201,12 @@ impl Application {
                 .unwrap_or_else(crate::server::connection_capacity),
             shutdown_grace: state.config.shutdown_grace,
         };
-        let housekeeping = crate::services::housekeeping::spawn(store.clone(), worker_stopped_housekeeping);
+        let housekeeping = crate::services::housekeeping::spawn(store.clone(), worker_stopped_housekeeping.clone());
+        let webhooks = crate::workers::webhooks::spawn(
+            store.clone(),
+            webhook_settings(&state.config),
+            worker_stopped_housekeeping,
+        );
         // The metrics listener stops with the main one; scrapes are quick, so it gets a few
         // connections and a short grace.
         let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
@@ -222,6 +236,7 @@ impl Application {
         let _ = stop_worker.send(true);
         let _ = worker.await;
         let _ = housekeeping.await;
+        let _ = webhooks.await;
         store.close().await;
         Ok(())
     }

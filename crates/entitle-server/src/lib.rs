@@ -17,6 +17,7 @@ pub mod services;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+pub mod workers;
 
 pub use app::Application;
 pub use config::Config;

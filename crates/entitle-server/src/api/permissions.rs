@@ -77,6 +77,16 @@ const TABLE: &[(&str, &str, Permission)] = &[
     ("GET", "/branding", Read),
     ("PUT", "/branding", ManageCatalogue),
     ("GET", "/search", Read),
+    ("GET", "/webhook-endpoints", Read),
+    ("POST", "/webhook-endpoints", ManageCatalogue),
+    ("GET", "/webhook-endpoints/{id}", Read),
+    ("PATCH", "/webhook-endpoints/{id}", ManageCatalogue),
+    ("DELETE", "/webhook-endpoints/{id}", ManageCatalogue),
+    ("POST", "/webhook-endpoints/{id}/rotate-secret", ManageCatalogue),
+    ("POST", "/webhook-endpoints/{id}/test", ManageCatalogue),
+    ("GET", "/webhook-endpoints/{id}/deliveries", Read),
+    ("GET", "/webhook-deliveries/{id}", Read),
+    ("POST", "/webhook-deliveries/{id}/replay", ManageEntitlements),
 ];
 
 /// What `method` on the management route `template` (as matched, `/api/v1/…`) requires;

@@ -18,6 +18,7 @@ pub mod staff;
 pub mod text;
 pub mod totp;
 pub mod usage;
+pub mod webhooks;
 
 pub use bounds::{FeatureAmount, PageLimit, Quantity, SeatCount, SeatIncrement, ToleranceSeconds};
 pub use catalogue::*;

@@ -25,6 +25,7 @@ pub mod staff;
 pub mod tenants;
 pub mod usage;
 pub mod webhook_guard;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -155,6 +156,7 @@ pub(crate) async fn record(
         created_at: ctx.now,
     };
     store::events::insert(conn, &ctx.tenant_id, &event).await?;
+    webhooks::on_event(conn, &ctx.tenant_id, &event).await?;
     Ok(())
 }
 

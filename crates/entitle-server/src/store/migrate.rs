@@ -27,6 +27,7 @@ const STAFF: &str = include_str!("../../migrations/common/0012_staff.sql");
 const STAFF_TOTP: &str = include_str!("../../migrations/common/0014_staff_totp.sql");
 const TENANT_SEAT_DAYS: &str = include_str!("../../migrations/common/0016_tenant_seat_days.sql");
 const IDEMPOTENCY_KEYS: &str = include_str!("../../migrations/common/0017_idempotency_keys.sql");
+const WEBHOOKS: &str = include_str!("../../migrations/common/0022_webhooks.sql");
 const DELIVERIES_BY_ORDER: &str = include_str!("../../migrations/common/0015_deliveries_by_order.sql");
 
 const MIGRATIONS: &[Migration] = &[
@@ -131,6 +132,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "idempotency_keys",
         sqlite: IDEMPOTENCY_KEYS,
         postgres: IDEMPOTENCY_KEYS,
+    },
+    Migration {
+        version: 22,
+        name: "webhooks",
+        sqlite: WEBHOOKS,
+        postgres: WEBHOOKS,
     },
 ];
 

@@ -22,6 +22,7 @@ pub mod search;
 pub mod staff;
 pub mod tenants;
 pub mod usage;
+pub mod webhooks;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};

@@ -31,3 +31,4 @@ mod search;
 mod smtp;
 mod upgrade;
 mod usage;
+mod webhooks;
