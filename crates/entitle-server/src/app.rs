@@ -205,8 +205,10 @@ impl Application {
         let webhooks = crate::workers::webhooks::spawn(
             store.clone(),
             webhook_settings(&state.config),
-            worker_stopped_housekeeping,
+            worker_stopped_housekeeping.clone(),
         );
+        let reminders =
+            crate::workers::reminders::spawn(store.clone(), state.mail.clone(), worker_stopped_housekeeping);
         // The metrics listener stops with the main one; scrapes are quick, so it gets a few
         // connections and a short grace.
         let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
@@ -237,6 +239,7 @@ impl Application {
         let _ = worker.await;
         let _ = housekeeping.await;
         let _ = webhooks.await;
+        let _ = reminders.await;
         store.close().await;
         Ok(())
     }

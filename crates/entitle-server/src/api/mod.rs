@@ -14,6 +14,7 @@ pub mod licensing;
 pub mod mail;
 pub mod ops;
 pub mod permissions;
+pub mod reminders;
 pub mod resources;
 pub mod search;
 pub mod usage;
@@ -91,6 +92,7 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(editions::get, editions::update))
         .routes(routes!(plans::create, plans::list))
         .routes(routes!(plans::get, plans::update))
+        .routes(routes!(reminders::get, reminders::put))
         .routes(routes!(offerings::create, offerings::list))
         .routes(routes!(offerings::get, offerings::update))
         .routes(routes!(customer_routes::create, customer_routes::list))

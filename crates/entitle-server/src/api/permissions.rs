@@ -29,6 +29,8 @@ const TABLE: &[(&str, &str, Permission)] = &[
     ("POST", "/plans", ManageCatalogue),
     ("GET", "/plans/{id}", Read),
     ("PATCH", "/plans/{id}", ManageCatalogue),
+    ("GET", "/plans/{id}/reminder-schedule", Read),
+    ("PUT", "/plans/{id}/reminder-schedule", ManageCatalogue),
     ("GET", "/offerings", Read),
     ("POST", "/offerings", ManageCatalogue),
     ("GET", "/offerings/{id}", Read),

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod licensing;
 pub mod network;
 pub mod passwords;
+pub mod reminders;
 pub mod sender;
 pub mod staff;
 pub mod text;

@@ -18,6 +18,7 @@ pub mod lease_writer;
 pub mod licensing;
 pub mod mail;
 pub mod portal;
+pub mod reminders;
 pub mod search;
 pub mod sessions;
 pub mod signing;

@@ -28,6 +28,7 @@ const STAFF_TOTP: &str = include_str!("../../migrations/common/0014_staff_totp.s
 const TENANT_SEAT_DAYS: &str = include_str!("../../migrations/common/0016_tenant_seat_days.sql");
 const IDEMPOTENCY_KEYS: &str = include_str!("../../migrations/common/0017_idempotency_keys.sql");
 const WEBHOOKS: &str = include_str!("../../migrations/common/0022_webhooks.sql");
+const REMINDERS: &str = include_str!("../../migrations/common/0023_reminders.sql");
 const DELIVERIES_BY_ORDER: &str = include_str!("../../migrations/common/0015_deliveries_by_order.sql");
 
 const MIGRATIONS: &[Migration] = &[
@@ -138,6 +139,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         sqlite: WEBHOOKS,
         postgres: WEBHOOKS,
+    },
+    Migration {
+        version: 23,
+        name: "reminders",
+        sqlite: REMINDERS,
+        postgres: REMINDERS,
     },
 ];
 

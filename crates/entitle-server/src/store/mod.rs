@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod licensing;
 pub mod mail;
 pub mod portal;
+pub mod reminders;
 pub mod search;
 pub mod staff;
 pub mod tenants;

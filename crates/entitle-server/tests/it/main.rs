@@ -27,6 +27,7 @@ mod ops;
 mod plans;
 mod portal;
 mod portal_journey;
+mod reminders;
 mod search;
 mod smtp;
 mod upgrade;
