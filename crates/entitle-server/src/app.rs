@@ -127,6 +127,15 @@ fn instance_id(config: &Config, bound: SocketAddr) -> String {
     format!("{host}/{bound}")
 }
 
+fn webhook_settings(config: &Config) -> crate::workers::webhooks::WebhookSettings {
+    crate::workers::webhooks::WebhookSettings {
+        allow_private: config.webhook_allow_private,
+        retry_base: config.webhook_retry_base,
+        poll: config.webhook_poll,
+        timeout: config.webhook_timeout,
+    }
+}
+
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let store = Store::open(config.database_url.expose_secret()).await?;
@@ -225,7 +234,15 @@ impl Application {
             dir: state.config.mail_dir(),
             retention: state.config.mail_retention.to_std().unwrap_or(std::time::Duration::MAX),
         });
-        let housekeeping = crate::services::housekeeping::spawn(store.clone(), mail_files, worker_stopped_housekeeping);
+        let housekeeping =
+            crate::services::housekeeping::spawn(store.clone(), mail_files, worker_stopped_housekeeping.clone());
+        let webhooks = crate::workers::webhooks::spawn(
+            store.clone(),
+            webhook_settings(&state.config),
+            worker_stopped_housekeeping.clone(),
+        );
+        let reminders =
+            crate::workers::reminders::spawn(store.clone(), state.mail.clone(), worker_stopped_housekeeping);
         // The metrics listener stops with the main one; scrapes are quick, so it gets a few
         // connections and a short grace.
         let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
@@ -256,6 +273,8 @@ impl Application {
         let _ = stop_worker.send(true);
         let _ = worker.await;
         let _ = housekeeping.await;
+        let _ = webhooks.await;
+        let _ = reminders.await;
         store.close().await;
         Ok(())
     }

@@ -96,6 +96,18 @@ pub struct ConfigLayer {
     /// Days badly signed storefront deliveries are kept before they are purged (default 7).
     #[arg(long, env = "ENTITLE_REJECTED_DELIVERY_RETENTION_DAYS", global = true)]
     pub rejected_delivery_retention_days: Option<u32>,
+    /// Deliver outgoing webhooks to private, loopback and link-local addresses too (default: refused).
+    #[arg(long, env = "ENTITLE_WEBHOOK_ALLOW_PRIVATE", global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub webhook_allow_private: Option<bool>,
+    /// The first webhook retry's delay in milliseconds; each next one doubles (default 30000).
+    #[arg(long, env = "ENTITLE_WEBHOOK_RETRY_BASE_MS", global = true)]
+    pub webhook_retry_base_ms: Option<u64>,
+    /// How often the webhook worker looks for due messages, in milliseconds (default 1000).
+    #[arg(long, env = "ENTITLE_WEBHOOK_POLL_MS", global = true)]
+    pub webhook_poll_ms: Option<u64>,
+    /// The deadline of one webhook attempt, in milliseconds (default 15000).
+    #[arg(long, env = "ENTITLE_WEBHOOK_TIMEOUT_MS", global = true)]
+    pub webhook_timeout_ms: Option<u64>,
 }
 
 impl ConfigLayer {
@@ -127,6 +139,10 @@ impl ConfigLayer {
             rejected_delivery_retention_days: self
                 .rejected_delivery_retention_days
                 .or(lower.rejected_delivery_retention_days),
+            webhook_allow_private: self.webhook_allow_private.or(lower.webhook_allow_private),
+            webhook_retry_base_ms: self.webhook_retry_base_ms.or(lower.webhook_retry_base_ms),
+            webhook_poll_ms: self.webhook_poll_ms.or(lower.webhook_poll_ms),
+            webhook_timeout_ms: self.webhook_timeout_ms.or(lower.webhook_timeout_ms),
         }
     }
 }
@@ -164,6 +180,10 @@ pub struct Config {
     /// Extra hosts providers' API calls may go to (`host[:port]` or `*`).
     pub provider_api_allow_hosts: Vec<String>,
     pub rejected_delivery_retention: chrono::Duration,
+    pub webhook_allow_private: bool,
+    pub webhook_retry_base: Duration,
+    pub webhook_poll: Duration,
+    pub webhook_timeout: Duration,
 }
 
 impl Config {
@@ -244,6 +264,10 @@ impl Config {
             rejected_delivery_retention: chrono::Duration::days(i64::from(
                 layer.rejected_delivery_retention_days.unwrap_or(7).max(1),
             )),
+            webhook_allow_private: layer.webhook_allow_private.unwrap_or(false),
+            webhook_retry_base: Duration::from_millis(layer.webhook_retry_base_ms.unwrap_or(30_000).max(1)),
+            webhook_poll: Duration::from_millis(layer.webhook_poll_ms.unwrap_or(1_000).max(10)),
+            webhook_timeout: Duration::from_millis(layer.webhook_timeout_ms.unwrap_or(15_000).max(100)),
         })
     }
 

@@ -14,9 +14,11 @@ pub mod licensing;
 pub mod mail;
 pub mod ops;
 pub mod permissions;
+pub mod reminders;
 pub mod resources;
 pub mod search;
 pub mod usage;
+pub mod webhooks;
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -56,7 +58,11 @@ use resources::*;
         (name = "licensing", description = "For applications: activation, leases, features, usage, offline"),
         (name = "branding", description = "How the tenant's portal looks: name, logo, accent colour"),
         (name = "search", description = "One search box over customers, end users, entitlements and seats"),
-    )
+        (name = "webhooks", description = "Outgoing webhooks: endpoints, the delivery log and replays. Every \
+                                           message is a `WebhookEvent` (see the schemas), signed the Standard \
+                                           Webhooks way (`webhook-id`, `webhook-timestamp`, `webhook-signature`)"),
+    ),
+    components(schemas(crate::services::webhooks::WebhookEvent, crate::domain::webhooks::EventType))
 )]
 struct ManagementApi;
 
@@ -86,6 +92,7 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(editions::get, editions::update))
         .routes(routes!(plans::create, plans::list))
         .routes(routes!(plans::get, plans::update))
+        .routes(routes!(reminders::get, reminders::put))
         .routes(routes!(offerings::create, offerings::list))
         .routes(routes!(offerings::get, offerings::update))
         .routes(routes!(customer_routes::create, customer_routes::list))
@@ -120,6 +127,13 @@ fn management() -> OpenApiRouter<AppState> {
         .routes(routes!(commerce::replay))
         .routes(routes!(branding::get, branding::put))
         .routes(routes!(search::get))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::test))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::delivery))
+        .routes(routes!(webhooks::replay))
 }
 
 fn licensing_routes() -> OpenApiRouter<AppState> {

@@ -29,6 +29,8 @@ const TABLE: &[(&str, &str, Permission)] = &[
     ("POST", "/plans", ManageCatalogue),
     ("GET", "/plans/{id}", Read),
     ("PATCH", "/plans/{id}", ManageCatalogue),
+    ("GET", "/plans/{id}/reminder-schedule", Read),
+    ("PUT", "/plans/{id}/reminder-schedule", ManageCatalogue),
     ("GET", "/offerings", Read),
     ("POST", "/offerings", ManageCatalogue),
     ("GET", "/offerings/{id}", Read),
@@ -77,6 +79,16 @@ const TABLE: &[(&str, &str, Permission)] = &[
     ("GET", "/branding", Read),
     ("PUT", "/branding", ManageCatalogue),
     ("GET", "/search", Read),
+    ("GET", "/webhook-endpoints", Read),
+    ("POST", "/webhook-endpoints", ManageCatalogue),
+    ("GET", "/webhook-endpoints/{id}", Read),
+    ("PATCH", "/webhook-endpoints/{id}", ManageCatalogue),
+    ("DELETE", "/webhook-endpoints/{id}", ManageCatalogue),
+    ("POST", "/webhook-endpoints/{id}/rotate-secret", ManageCatalogue),
+    ("POST", "/webhook-endpoints/{id}/test", ManageCatalogue),
+    ("GET", "/webhook-endpoints/{id}/deliveries", Read),
+    ("GET", "/webhook-deliveries/{id}", Read),
+    ("POST", "/webhook-deliveries/{id}/replay", ManageEntitlements),
 ];
 
 /// What `method` on the management route `template` (as matched, `/api/v1/…`) requires;

@@ -13,11 +13,13 @@ pub mod keys;
 pub mod licensing;
 pub mod network;
 pub mod passwords;
+pub mod reminders;
 pub mod sender;
 pub mod staff;
 pub mod text;
 pub mod totp;
 pub mod usage;
+pub mod webhooks;
 pub mod zone;
 
 pub use bounds::{FeatureAmount, PageLimit, Quantity, SeatCount, SeatIncrement, ToleranceSeconds};

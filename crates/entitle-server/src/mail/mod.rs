@@ -181,7 +181,25 @@ async fn deliver(
                 at: now,
                 bodies_until: now + settings.retention,
             };
-            db::mark_failed(&mut conn, &ended, &error).await?;
+            // Given up for good: the tenant's back end hears of it (`mail.failed`) in the same
+            // transaction, so a crash cannot record one without the other.
+            drop(conn);
+            let mut tx = store.begin().await?;
+            db::mark_failed(&mut tx, &ended, &error).await?;
+            mail.status = "failed".to_owned();
+            mail.attempts += 1;
+            mail.last_error = Some(error.clone());
+            crate::services::webhooks::emit(
+                &mut tx,
+                &mail.tenant_id,
+                &crate::domain::ids::new_id("evt"),
+                crate::domain::webhooks::EventType::MailFailed,
+                &mail.id,
+                now,
+                &serde_json::to_value(&mail).unwrap_or_default(),
+            )
+            .await?;
+            tx.commit().await?;
             crate::metrics::mail_send("failed");
             tracing::warn!(mail = %mail.id, attempts, %error, "mail not sent; giving up");
         }

@@ -14,8 +14,13 @@ pub const SIGN_IN: &str = "sign_in";
 /// A staff member's invitation to the console, with their set-password link (not overridable).
 pub const INVITATION: &str = "invitation";
 
+/// Expiry reminders and notices to a customer's admins (`services::reminders`).
+pub const EXPIRING: &str = "expiring";
+pub const GRACE_STARTED: &str = "grace_started";
+pub const EXPIRED: &str = "expired";
+
 /// The kinds of mail whose templates a tenant may override.
-pub const KINDS: [&str; 1] = [CREDENTIALS];
+pub const KINDS: [&str; 4] = [CREDENTIALS, EXPIRING, GRACE_STARTED, EXPIRED];
 
 struct Defaults {
     subject: &'static str,
@@ -34,6 +39,21 @@ fn defaults(kind: &str) -> Option<Defaults> {
             subject: include_str!("templates/sign_in.subject"),
             text: include_str!("templates/sign_in.txt"),
             html: include_str!("templates/sign_in.html"),
+        }),
+        EXPIRING => Some(Defaults {
+            subject: include_str!("templates/expiring.subject"),
+            text: include_str!("templates/expiring.txt"),
+            html: include_str!("templates/expiring.html"),
+        }),
+        GRACE_STARTED => Some(Defaults {
+            subject: include_str!("templates/grace_started.subject"),
+            text: include_str!("templates/grace_started.txt"),
+            html: include_str!("templates/grace_started.html"),
+        }),
+        EXPIRED => Some(Defaults {
+            subject: include_str!("templates/expired.subject"),
+            text: include_str!("templates/expired.txt"),
+            html: include_str!("templates/expired.html"),
         }),
         INVITATION => Some(Defaults {
             subject: include_str!("templates/invitation.subject"),
@@ -230,6 +250,10 @@ pub fn samples() -> [serde_json::Value; 2] {
             "setup_url": account_based.then_some("https://example.com/portal/set-password?token=x"),
             "setup_expires": account_based.then_some("2030-01-08 12:00 UTC"),
             "entitlements": (1..=3).map(line).collect::<Vec<_>>(),
+            // Reminders and notices.
+            "days_before": 7,
+            "entitlement": {"id": "ent_sample", "sku": "SKU-1", "product": "Product 1", "seats": 5,
+                            "expires": "2030-01-01", "grace_ends": "2030-01-08"},
         })
     };
     [base(false), base(true)]

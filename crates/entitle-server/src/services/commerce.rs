@@ -964,6 +964,7 @@ async fn apply(
         }
     }
     db::insert_delivery(&mut tx, &record).await?;
+    super::webhooks::on_delivery(&mut tx, &ctx.tenant_id, &record, now).await?;
     tx.commit().await?;
     store.mail_queued();
     Ok(record)

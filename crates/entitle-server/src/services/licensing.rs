@@ -2,6 +2,8 @@
 //! offline. Each write is one transaction; nothing here signs (the HTTP layer signs after the
 //! transaction has committed, so no lock is held while signing).
 
+use super::webhooks;
+use crate::domain::webhooks::{limit_crossed, seat_signal, EventType};
 use chrono::{DateTime, Utc};
 use entitle_protocol::{ActivateRequest, LeaseClaims, OfflineDeactivationRequest};
 use sqlx::AnyConnection;
@@ -255,7 +257,7 @@ async fn take_seat(
     };
     let secret = format!("eas_{}", ids::random_token(32));
     let secret_hash = hash_secret(&secret);
-    let activation = match db::live_activation(&mut tx, entitlement_id, &request.seat_id).await? {
+    let (activation, seats_taken) = match db::live_activation(&mut tx, entitlement_id, &request.seat_id).await? {
         Some(mut existing) => {
             // The same device again: it keeps its seat and gets fresh credentials.
             existing.seat_name = request.seat_name.clone().or(existing.seat_name);
@@ -264,7 +266,7 @@ async fn take_seat(
             existing.lease_expires_at = lease_expires_at;
             existing.ip = origin.ip.clone();
             db::renew_activation(&mut tx, &existing, &secret_hash).await?;
-            existing
+            (existing, None)
         }
         None => {
             let reclaimed_from = if e.terms.concurrency_mode == ConcurrencyMode::Concurrent {
@@ -304,7 +306,7 @@ async fn take_seat(
                 ip: origin.ip.clone(),
             };
             db::insert_activation(&mut tx, tenant_id, &activation, &secret_hash).await?;
-            activation
+            (activation, Some(seats_used))
         }
     };
     if let Some(email) = request.email.as_deref().and_then(|email| Email::parse(email).ok()) {
@@ -315,6 +317,12 @@ async fn take_seat(
     }
     let entry = log_entry(Some(&activation.id), &activation.seat_id, "activate", None, origin);
     db::log(&mut tx, tenant_id, entitlement_id, &entry).await?;
+    if let Some(seats_used) = seats_taken {
+        webhooks::emit_now(&mut tx, tenant_id, EventType::ActivationCreated, &activation.id, now).await?;
+        if let Some(signal) = seat_signal(seats_used, e.terms.seat_count) {
+            webhooks::emit_now(&mut tx, tenant_id, signal, entitlement_id, now).await?;
+        }
+    }
     tx.commit().await?;
     let lease = lease_for(
         store,
@@ -587,6 +595,17 @@ async fn end(
     let code = (reason != "deactivated").then_some(reason);
     let entry = log_entry(Some(&activation.id), &activation.seat_id, "deactivate", code, origin);
     db::log(conn, tenant_id, &activation.entitlement_id, &entry).await?;
+    // A revocation is a recorded event, whose webhook `activation.revoked` goes out with it.
+    if reason != "revoked" {
+        webhooks::emit_now(
+            conn,
+            tenant_id,
+            EventType::ActivationDeactivated,
+            &activation.id,
+            origin.now,
+        )
+        .await?;
+    }
     Ok(true)
 }
 
@@ -707,6 +726,15 @@ pub async fn record_usage(
         )
         .await?;
         usage::note_use(&mut tx, &h.tenant_id, &e.id, &feature_id, amount, origin.now).await?;
+        let limit = e
+            .terms
+            .features
+            .values()
+            .find(|g| g.feature_id == feature_id)
+            .and_then(|g| g.limit);
+        if limit_crossed(used - amount, used, limit) {
+            webhooks::emit_now(&mut tx, &h.tenant_id, EventType::UsageLimitReached, &e.id, origin.now).await?;
+        }
         tx.commit().await?;
         let mut fresh = e.clone();
         if let Some(grant) = fresh.terms.features.values_mut().find(|g| g.feature_id == feature_id) {

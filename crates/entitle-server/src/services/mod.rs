@@ -18,6 +18,7 @@ pub mod lease_writer;
 pub mod licensing;
 pub mod mail;
 pub mod portal;
+pub mod reminders;
 pub mod search;
 pub mod sessions;
 pub mod signing;
@@ -25,6 +26,7 @@ pub mod staff;
 pub mod tenants;
 pub mod usage;
 pub mod webhook_guard;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -155,6 +157,7 @@ pub(crate) async fn record(
         created_at: ctx.now,
     };
     store::events::insert(conn, &ctx.tenant_id, &event).await?;
+    webhooks::on_event(conn, &ctx.tenant_id, &event).await?;
     Ok(())
 }
 

@@ -29,6 +29,8 @@ const TENANT_SEAT_DAYS: &str = include_str!("../../migrations/common/0016_tenant
 const IDEMPOTENCY_KEYS: &str = include_str!("../../migrations/common/0017_idempotency_keys.sql");
 const STOREFRONT_SETTINGS: &str = include_str!("../../migrations/common/0018_storefront_settings.sql");
 const STOREFRONT_GRACE: &str = include_str!("../../migrations/common/0019_storefront_grace.sql");
+const WEBHOOKS: &str = include_str!("../../migrations/common/0022_webhooks.sql");
+const REMINDERS: &str = include_str!("../../migrations/common/0023_reminders.sql");
 const DELIVERIES_BY_ORDER: &str = include_str!("../../migrations/common/0015_deliveries_by_order.sql");
 const MAIL_CLAIMS: &str = include_str!("../../migrations/common/0020_mail_claims.sql");
 const MAIL_BODY_RETENTION: &str = include_str!("../../migrations/common/0021_mail_body_retention.sql");
@@ -159,6 +161,18 @@ const MIGRATIONS: &[Migration] = &[
         name: "mail_body_retention",
         sqlite: MAIL_BODY_RETENTION,
         postgres: MAIL_BODY_RETENTION,
+    },
+    Migration {
+        version: 22,
+        name: "webhooks",
+        sqlite: WEBHOOKS,
+        postgres: WEBHOOKS,
+    },
+    Migration {
+        version: 23,
+        name: "reminders",
+        sqlite: REMINDERS,
+        postgres: REMINDERS,
     },
 ];
 

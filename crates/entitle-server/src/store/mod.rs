@@ -18,10 +18,12 @@ pub mod idempotency;
 pub mod licensing;
 pub mod mail;
 pub mod portal;
+pub mod reminders;
 pub mod search;
 pub mod staff;
 pub mod tenants;
 pub mod usage;
+pub mod webhooks;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};

@@ -11,6 +11,12 @@
 //! Lanes sleep until something is queued on this instance (a [`Notify`]), the next row falls due,
 //! or the poll interval passes (rows queued by other instances). A lane that found work wakes one
 //! more, so a burst fans out to every lane within a few claims.
+//!
+//! The outgoing-webhook and reminder workers below predate this trait and poll on their own loop;
+//! folding them into it is the next step.
+
+pub mod reminders;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;

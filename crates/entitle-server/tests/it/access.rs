@@ -125,6 +125,13 @@ backend_test! {
             .unwrap();
         assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
         let b_delivery = app.fetch(&b.key, "/api/v1/storefront-deliveries").await["data"][0]["id"].clone();
+        let b_endpoint = app
+            .create(&b.key, "/api/v1/webhook-endpoints", json!({"url": "https://hooks.example.invalid/b", "events": ["mail.failed"]}))
+            .await;
+        let b_message = app
+            .post(&b.key, &format!("/api/v1/webhook-endpoints/{}/test", b_endpoint["id"].as_str().unwrap()), json!({}))
+            .await
+            .body;
         let ids: BTreeMap<&str, String> = [
             ("products", cb.product_id.clone()),
             ("features", cb.feature_ids[0].clone()),
@@ -140,6 +147,8 @@ backend_test! {
             ("storefront-connections", b_connection["id"].as_str().unwrap().to_owned()),
             ("storefront-mappings", b_mapping["id"].as_str().unwrap().to_owned()),
             ("storefront-deliveries", b_delivery.as_str().unwrap().to_owned()),
+            ("webhook-endpoints", b_endpoint["id"].as_str().unwrap().to_owned()),
+            ("webhook-deliveries", b_message["id"].as_str().unwrap().to_owned()),
         ]
         .into();
 
@@ -147,7 +156,8 @@ backend_test! {
         let paths = doc["paths"].as_object().unwrap();
         let mut before = BTreeMap::new();
         for (collection, id) in &ids {
-            if !["api-keys", "storefront-mappings"].contains(collection) {
+            // Webhook endpoints and deliveries change as the worker tries to deliver.
+            if !["api-keys", "storefront-mappings", "webhook-endpoints", "webhook-deliveries"].contains(collection) {
                 let path = format!("/api/v1/{collection}/{id}");
                 before.insert(path.clone(), app.fetch(&b.key, &path).await);
             }

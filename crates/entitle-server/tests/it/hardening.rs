@@ -294,7 +294,9 @@ fn allowed_roles(method: &str, path: &str) -> &'static [&'static str] {
         ("post", "/entitlements") => &["admin", "integration"],
         ("patch", "/entitlements/{id}") => ALL,
         ("post", p) if p.starts_with("/entitlements/{id}/") => ALL,
-        ("post", "/activations/{id}/revoke") | ("post", "/storefront-deliveries/{id}/replay") => ALL,
+        ("post", "/activations/{id}/revoke")
+        | ("post", "/storefront-deliveries/{id}/replay")
+        | ("post", "/webhook-deliveries/{id}/replay") => ALL,
         _ => &["admin"],
     }
 }
