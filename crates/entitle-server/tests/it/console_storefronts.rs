@@ -185,6 +185,8 @@ backend_test! {
         assert!(shown.contains("Storefront deliveries"));
         assert!(shown.contains(&format!("{base}/storefronts/deliveries/{unmapped}")), "{shown}");
         assert!(shown.contains(&format!("{base}/storefronts/deliveries/{}", receipt["deliveries"][0]["id"].as_str().unwrap())));
+        // Its history names the delivery that made it, with a link.
+        assert!(page.body.contains(&format!("/storefronts/deliveries/{replay_id}\">storefront {replay_id}</a>")), "{}", page.body);
 
         // Support and viewers: every admin-only post is refused and changes nothing.
         let mapping = mappings["data"][0]["id"].as_str().unwrap().to_owned();
