@@ -681,3 +681,99 @@ fn a_maxio_component_allocation_is_the_subscriptions_quantity_until_another() {
         assert_eq!(state.lines()[0].quantity, 7);
     }
 }
+
+#[test]
+fn the_providers_published_samples_mean_what_the_providers_say() {
+    let stripe = |kind: &str, file: &str| {
+        let data: serde_json::Value = serde_json::from_slice(&fixture(file)).unwrap();
+        let data = if data.get("object").is_some() {
+            data
+        } else {
+            serde_json::json!({ "object": data })
+        };
+        let envelope =
+            serde_json::json!({"id": format!("evt_{kind}"), "type": kind, "created": 1_700_000_000, "data": data});
+        super::stripe::parse(&serde_json::to_vec(&envelope).unwrap())
+            .unwrap()
+            .remove(0)
+    };
+    // pay's sample refund returns 500 of 1500: partial.
+    assert_eq!(
+        stripe("charge.refunded", "stripe/pay-rails_data_charge.refunded.json").change,
+        Change::PartialRefund
+    );
+    assert_eq!(
+        stripe(
+            "customer.subscription.deleted",
+            "stripe/pay-rails_data_subscription.deleted.json"
+        )
+        .change,
+        Change::Ended
+    );
+    // A dispute still open takes nothing back.
+    assert_eq!(
+        stripe("charge.dispute.closed", "stripe/openapi-fixtures3_dispute.json").change,
+        Change::Ignored
+    );
+
+    let fastspring = |kind: &str, file: &str| {
+        let data: serde_json::Value = serde_json::from_slice(&fixture(file)).unwrap();
+        let body = serde_json::json!({"events": [{"id": "e", "type": kind, "created": 1, "data": data}]});
+        Provider::FastSpring
+            .parse_delivery(&HeaderMap::new(), &serde_json::to_vec(&body).unwrap(), &Zone::utc())
+            .unwrap()
+            .remove(0)
+    };
+    let activated = fastspring(
+        "subscription.activated",
+        "fastspring/cashier-fastspring_subscription_activated.json",
+    );
+    assert_eq!(activated.change, Change::Active);
+    assert_eq!(activated.period_end.map(|t| t.timestamp_millis()), Some(1504224000000));
+    assert_eq!(
+        fastspring(
+            "subscription.canceled",
+            "fastspring/cashier-fastspring_subscription_canceled.json"
+        )
+        .change,
+        Change::CancelScheduled
+    );
+    assert_eq!(
+        fastspring(
+            "subscription.deactivated",
+            "fastspring/cashier-fastspring_subscription_deactivated.json"
+        )
+        .change,
+        Change::Ended
+    );
+    assert_eq!(
+        fastspring(
+            "subscription.charge.completed",
+            "fastspring/cashier-fastspring_subscription_charge_completed.json"
+        )
+        .change,
+        Change::Renewal
+    );
+
+    // Paddle: a refund pending approval takes nothing back; approved, it is full or partial.
+    let paddle = |status: &str, kind: Option<&str>| {
+        let mut data: serde_json::Value =
+            serde_json::from_slice(&fixture("paddle/paddle-python-sdk_adjustment.updated.json")).unwrap();
+        data["status"] = status.into();
+        if let Some(kind) = kind {
+            data["type"] = kind.into();
+        }
+        let envelope = serde_json::json!({"event_id": "evt_adj", "event_type": "adjustment.updated",
+            "occurred_at": "2026-01-01T00:00:00Z", "data": data});
+        super::paddle::parse(&serde_json::to_vec(&envelope).unwrap())
+            .unwrap()
+            .remove(0)
+    };
+    assert_eq!(paddle("pending_approval", None).change, Change::Ignored);
+    assert_eq!(paddle("approved", None).change, Change::Refunded);
+    assert_eq!(paddle("approved", Some("partial")).change, Change::PartialRefund);
+    assert_eq!(
+        paddle("approved", Some("partial")).order_ref.as_deref(),
+        Some("sub_01hvccbx32q2gb40sqx7n42430")
+    );
+}

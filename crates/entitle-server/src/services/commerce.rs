@@ -1143,6 +1143,9 @@ async fn materialize(
     let mut created = Vec::new();
     let mut changed = false;
     let notes = crate::domain::history::storefront_notes(marks(before), marks(state));
+    // A new entitlement hears everything its order said so far (a cancellation scheduled before
+    // the purchase arrived, say).
+    let notes_new = crate::domain::history::storefront_notes(Default::default(), marks(state));
     // A full refund takes back every line; a partial one only the lines it refunds in full,
     // unless the connection disables on any refund.
     let refund_all = state.refunded || (connection.disable_on_any_refund && state.partial_refunds > 0);
@@ -1247,7 +1250,7 @@ async fn materialize(
             record(conn, ctx, action, "entitlement", &entitlement.id, diff).await?;
             changed = true;
         }
-        for note in &notes {
+        for note in if is_new { &notes_new } else { &notes } {
             record(
                 conn,
                 ctx,

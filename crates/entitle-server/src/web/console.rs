@@ -588,7 +588,13 @@ async fn events_of(app: &AppState, ctx: &Ctx, object_id: &str) -> Result<Vec<Val
             };
             let mut summary = ev.summary.to_string();
             summary.truncate(300);
-            json!({"at": moment(ev.created_at), "action": ev.action, "actor": actor, "summary": summary})
+            // A storefront's changes name the delivery that caused them: a link to it.
+            let delivery = ev
+                .actor_id
+                .as_deref()
+                .filter(|id| ev.actor_kind == "storefront" && id.starts_with("dlv_"));
+            json!({"at": moment(ev.created_at), "action": ev.action, "actor": actor, "delivery": delivery,
+                   "summary": summary})
         })
         .collect())
 }

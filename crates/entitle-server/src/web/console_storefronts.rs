@@ -78,6 +78,7 @@ const FIELDS: &[&str] = &[
     "secret",
     "api_key",
     "api_base_url",
+    "time_zone",
     "provider_ref",
     "sku",
     "trial_sku",
@@ -113,6 +114,7 @@ fn field_of(code: &str) -> &'static str {
     match code {
         "invalid_secrets" | "secret_exists" => "secret",
         "api_base_url_not_allowed" => "api_base_url",
+        "invalid_time_zone" => "time_zone",
         "invalid_provider_ref" | "mapping_exists" => "provider_ref",
         "unknown_sku" | "invalid_sku" => "sku",
         "invalid_quantity_mode" => "quantity_mode",
@@ -168,7 +170,8 @@ fn provider_label(provider: Provider) -> &'static str {
 fn connection_row(c: &ConnectionView) -> Value {
     json!({"id": c.id, "provider": provider_label(c.provider), "name": c.name, "webhook_url": c.webhook_url,
            "secret_count": c.secret_count, "api_configured": c.api_configured, "api_base_url": c.api_base_url,
-           "rejected_not_stored": c.rejected_not_stored, "created": moment(c.created_at)})
+           "rejected_not_stored": c.rejected_not_stored, "created": moment(c.created_at), "time_zone": c.time_zone,
+           "disable_on_any_refund": c.disable_on_any_refund, "grace_after_cancel": c.grace_after_cancel})
 }
 
 #[derive(Deserialize)]
@@ -386,6 +389,10 @@ fn settings_patch(fields: &HashMap<String, String>) -> Result<ConnectionPatch, F
         .map(Name::parse)
         .transpose()
         .map_err(|rule| FormError::at("name", rule))?;
+    // The checkboxes say something only when the form that has them was sent (an unchecked box
+    // sends nothing).
+    let flags = field(fields, "flags") == "1";
+    let checked = |name: &str| flags.then(|| field(fields, name) == "on");
     Ok(ConnectionPatch {
         name,
         secrets: None,
@@ -393,9 +400,9 @@ fn settings_patch(fields: &HashMap<String, String>) -> Result<ConnectionPatch, F
         api_key: optional("api_key"),
         api_base_url: optional("api_base_url"),
         signature_header: None,
-        time_zone: None,
-        disable_on_any_refund: None,
-        grace_after_cancel: None,
+        time_zone: optional("time_zone"),
+        disable_on_any_refund: checked("disable_on_any_refund"),
+        grace_after_cancel: checked("grace_after_cancel"),
     })
 }
 

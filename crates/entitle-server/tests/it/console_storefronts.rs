@@ -185,6 +185,8 @@ backend_test! {
         assert!(shown.contains("Storefront deliveries"));
         assert!(shown.contains(&format!("{base}/storefronts/deliveries/{unmapped}")), "{shown}");
         assert!(shown.contains(&format!("{base}/storefronts/deliveries/{}", receipt["deliveries"][0]["id"].as_str().unwrap())));
+        // Its history names the delivery that made it, with a link.
+        assert!(page.body.contains(&format!("/storefronts/deliveries/{replay_id}\">storefront {replay_id}</a>")), "{}", page.body);
 
         // Support and viewers: every admin-only post is refused and changes nothing.
         let mapping = mappings["data"][0]["id"].as_str().unwrap().to_owned();
@@ -252,6 +254,24 @@ backend_test! {
         assert!(text(&refused).contains("https://evil.example"), "the entered value is kept");
         assert!(!refused.body.contains("pdl_other_key_22"));
         assert_eq!(app.fetch(&t.key, &format!("/api/v1/storefront-connections/{conn}")).await, view);
+
+        // The storefront's semantics: its dates' zone and what refunds and cancellations do.
+        let settings = format!("{base}/storefronts/connections/{conn}/settings");
+        let bad_zone = admin.post(&settings, &[("csrf", &csrf), ("name", "Paddle EU"), ("time_zone", "Mars/Olympus"), ("flags", "1")]).await;
+        assert_eq!(bad_zone.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(bad_zone.body.contains("time_zone-error"), "{}", bad_zone.body);
+        let saved = admin
+            .post(&settings, &[("csrf", &csrf), ("name", "Paddle EU"), ("time_zone", "Europe/Berlin"), ("flags", "1"), ("disable_on_any_refund", "on")])
+            .await;
+        assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+        let view = app.fetch(&t.key, &format!("/api/v1/storefront-connections/{conn}")).await;
+        assert_eq!((view["time_zone"].clone(), view["disable_on_any_refund"].clone(), view["grace_after_cancel"].clone()),
+            (json!("Europe/Berlin"), json!(true), json!(false)));
+        let page = admin.get(&format!("{base}/storefronts/connections/{conn}")).await;
+        assert!(page.body.contains("any refund disables") && page.body.contains("Europe/Berlin"));
+        // A form without the checkboxes (an older page) leaves them alone.
+        admin.post(&settings, &[("csrf", &csrf), ("name", "Paddle EU")]).await;
+        assert_eq!(app.fetch(&t.key, &format!("/api/v1/storefront-connections/{conn}")).await["disable_on_any_refund"], true);
 
         // Another tenant's connection, mapping and delivery: not found, by page and by post.
         let b = app.tenant("Beta").await;

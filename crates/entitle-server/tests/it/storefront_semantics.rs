@@ -450,3 +450,18 @@ backend_test! {
         assert_eq!(entitlement(app, &t.key, "888").await["status"], "disabled", "a full refund disables");
     }
 }
+
+backend_test! {
+    async fn a_cancellation_that_arrives_before_its_purchase_is_still_in_the_history(app) {
+        let t = app.tenant("Acme").await;
+        seed_catalogue(app, &t.key).await;
+        let conn = connection(app, &t.key, "generic").await;
+        let now = Utc::now();
+        let (_, receipt) = deliver(app, &conn, "generic", "early-2", &generic("cancellation_scheduled", "early", now, None, Some(now + Duration::days(30)), None)).await;
+        assert!(order_entitlement(app, &t.key, "early").await.is_none(), "{receipt}");
+        deliver(app, &conn, "generic", "early-1", &generic("purchase", "early", now - Duration::seconds(5), Some(("PRO-M", 1)), Some(now + Duration::days(30)), Some("e@example.com"))).await;
+        let e = entitlement(app, &t.key, "early").await;
+        assert_eq!(e["status"], "active");
+        assert!(actions(&history(app, &t.key, &e).await).contains(&"entitlement.cancel_scheduled"));
+    }
+}
