@@ -31,6 +31,7 @@ use crate::services::mail::MailSettings;
 use crate::services::signing::KeyRing;
 use crate::services::webhook_guard::WebhookGuard;
 use crate::store::Store;
+use crate::supervisor::{supervise, Workers};
 
 /// Request bodies larger than this are refused with 413 before they are read.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -49,6 +50,8 @@ pub struct AppState {
     /// Writes lease refreshes in groups.
     pub leases: LeaseWriter,
     pub mail: Arc<MailSettings>,
+    /// The background workers' health, for `/readyz`.
+    pub workers: Arc<Workers>,
 }
 
 /// A bound, ready-to-run server. Tests build it on port 0 and read the port back.
@@ -131,6 +134,7 @@ impl Application {
         }
         let mail = Arc::new(mail_settings(&config));
         let storefronts = Arc::new(storefronts(&config)?);
+        let workers = Arc::new(Workers::default());
         Ok(Application {
             listener,
             metrics_listener,
@@ -140,8 +144,9 @@ impl Application {
                 keys: Arc::new(KeyRing::default()),
                 attempts: Arc::default(),
                 storefronts,
-                leases: LeaseWriter::start(store.clone()),
+                leases: LeaseWriter::start(store.clone(), workers.clone()),
                 mail,
+                workers,
             },
         })
     }
@@ -175,15 +180,16 @@ impl Application {
         } = self;
         let store = state.store.clone();
         let smtp_url = state.config.smtp_url.as_ref().map(|url| url.expose_secret().to_owned());
-        let transport = Transport::from_settings(smtp_url.as_deref(), state.config.mail_dir())?;
+        let transport = Arc::new(Transport::from_settings(smtp_url.as_deref(), state.config.mail_dir())?);
         let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
-        let worker_stopped_housekeeping = worker_stopped.clone();
-        let worker = crate::mail::spawn_worker(
-            store.clone(),
-            Arc::new(transport),
-            delivery_settings(&state.config),
-            worker_stopped,
-        );
+        let worker = {
+            let (store, settings, stopped) = (store.clone(), delivery_settings(&state.config), worker_stopped.clone());
+            supervise(state.workers.clone(), "mail", Some(worker_stopped.clone()), move || {
+                let task =
+                    crate::mail::spawn_worker(store.clone(), transport.clone(), settings.clone(), stopped.clone());
+                crate::supervisor::joined(task)
+            })
+        };
         let limits = ConnectionLimits {
             header_timeout: state.config.header_timeout,
             max_connections: state
@@ -192,7 +198,12 @@ impl Application {
                 .unwrap_or_else(crate::server::connection_capacity),
             shutdown_grace: state.config.shutdown_grace,
         };
-        let housekeeping = crate::services::housekeeping::spawn(store.clone(), worker_stopped_housekeeping);
+        let housekeeping = {
+            let (store, stopped) = (store.clone(), worker_stopped.clone());
+            supervise(state.workers.clone(), "housekeeping", Some(worker_stopped), move || {
+                crate::supervisor::joined(crate::services::housekeeping::spawn(store.clone(), stopped.clone()))
+            })
+        };
         // The metrics listener stops with the main one; scrapes are quick, so it gets a few
         // connections and a short grace.
         let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);

@@ -10,11 +10,13 @@ pub mod commerce;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod log_writer;
 pub mod mail;
 pub mod metrics;
 pub mod server;
 pub mod services;
 pub mod store;
+pub mod supervisor;
 pub mod telemetry;
 pub mod web;
 

@@ -6,7 +6,8 @@
 //! single writer would otherwise commit once per refresh, this multiplies refresh throughput.
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::store::licensing::{self as db, ActivationLogEntry};
 use crate::store::{Store, StoreError, StoreResult};
@@ -23,6 +24,7 @@ pub struct Extension {
 }
 
 type Reply = oneshot::Sender<Result<bool, String>>;
+type Queue = Arc<Mutex<mpsc::Receiver<(Extension, Reply)>>>;
 
 #[derive(Clone)]
 pub struct LeaseWriter {
@@ -30,10 +32,18 @@ pub struct LeaseWriter {
 }
 
 impl LeaseWriter {
-    /// Starts the writer task; it ends once every `LeaseWriter` clone is dropped.
-    pub fn start(store: Store) -> LeaseWriter {
+    /// Starts the writer task, supervised (a panic restarts it on the same queue; only the
+    /// refreshes of the batch in hand fail); it ends once every `LeaseWriter` clone is dropped.
+    pub fn start(store: Store, workers: Arc<crate::supervisor::Workers>) -> LeaseWriter {
         let (sender, receiver) = mpsc::channel(4 * BATCH);
-        tokio::spawn(run(store, receiver));
+        let queue: Queue = Arc::new(Mutex::new(receiver));
+        crate::supervisor::supervise(workers, "lease_writer", None, move || {
+            let (store, queue) = (store.clone(), queue.clone());
+            async move {
+                run(store, queue).await;
+                Ok(())
+            }
+        });
         LeaseWriter { sender }
     }
 
@@ -49,7 +59,8 @@ impl LeaseWriter {
     }
 }
 
-async fn run(store: Store, mut receiver: mpsc::Receiver<(Extension, Reply)>) {
+async fn run(store: Store, queue: Queue) {
+    let mut receiver = queue.lock().await;
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
         crate::metrics::lease_batch(batch.len());

@@ -6,6 +6,7 @@ mod helpers;
 mod access;
 mod bad_input;
 mod branding;
+mod broken_stderr;
 mod browser;
 mod catalogue;
 mod cli;
