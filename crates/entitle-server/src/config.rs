@@ -75,6 +75,10 @@ pub struct ConfigLayer {
     /// Days badly signed storefront deliveries are kept before they are purged (default 7).
     #[arg(long, env = "ENTITLE_REJECTED_DELIVERY_RETENTION_DAYS", global = true)]
     pub rejected_delivery_retention_days: Option<u32>,
+    /// How long a request waits for a PostgreSQL connection before it fails with 503, in
+    /// milliseconds (default 2000): during an outage requests fail this fast instead of hanging.
+    #[arg(long, env = "ENTITLE_DB_ACQUIRE_TIMEOUT_MS", global = true)]
+    pub db_acquire_timeout_ms: Option<u64>,
 }
 
 impl ConfigLayer {
@@ -100,6 +104,7 @@ impl ConfigLayer {
             rejected_delivery_retention_days: self
                 .rejected_delivery_retention_days
                 .or(lower.rejected_delivery_retention_days),
+            db_acquire_timeout_ms: self.db_acquire_timeout_ms.or(lower.db_acquire_timeout_ms),
         }
     }
 }
@@ -130,6 +135,8 @@ pub struct Config {
     /// Extra hosts providers' API calls may go to (`host[:port]` or `*`).
     pub provider_api_allow_hosts: Vec<String>,
     pub rejected_delivery_retention: chrono::Duration,
+    /// The longest wait for a database connection.
+    pub db_acquire_timeout: Duration,
 }
 
 impl Config {
@@ -199,6 +206,11 @@ impl Config {
             rejected_delivery_retention: chrono::Duration::days(i64::from(
                 layer.rejected_delivery_retention_days.unwrap_or(7).max(1),
             )),
+            db_acquire_timeout: layer
+                .db_acquire_timeout_ms
+                .map_or(crate::store::DEFAULT_ACQUIRE_TIMEOUT, |ms| {
+                    Duration::from_millis(ms.max(1))
+                }),
         })
     }
 
@@ -211,6 +223,12 @@ impl Config {
         match &self.smtp_url {
             Some(url) => mask_password(url.expose_secret()),
             None => format!("files in {}", self.mail_dir().display()),
+        }
+    }
+
+    pub fn store_settings(&self) -> crate::store::StoreSettings {
+        crate::store::StoreSettings {
+            acquire_timeout: self.db_acquire_timeout,
         }
     }
 

@@ -23,7 +23,8 @@ pub struct Extension {
     pub log: ActivationLogEntry,
 }
 
-type Reply = oneshot::Sender<Result<bool, String>>;
+/// `Err((message, unavailable))`: the batch failed, and whether the database was unreachable.
+type Reply = oneshot::Sender<Result<bool, (String, bool)>>;
 type Queue = Arc<Mutex<mpsc::Receiver<(Extension, Reply)>>>;
 
 #[derive(Clone)]
@@ -52,10 +53,13 @@ impl LeaseWriter {
         let (reply, answer) = oneshot::channel();
         let closed = || StoreError::Other(anyhow::anyhow!("the lease writer has stopped"));
         self.sender.send((extension, reply)).await.map_err(|_| closed())?;
-        answer
-            .await
-            .map_err(|_| closed())?
-            .map_err(|e| StoreError::Other(anyhow::anyhow!(e)))
+        answer.await.map_err(|_| closed())?.map_err(|(message, unavailable)| {
+            if unavailable {
+                StoreError::Unavailable(message)
+            } else {
+                StoreError::Other(anyhow::anyhow!(message))
+            }
+        })
     }
 }
 
@@ -73,7 +77,7 @@ async fn run(store: Store, queue: Queue) {
             Err(error) => {
                 tracing::error!(%error, refreshes = batch.len(), "could not write lease refreshes");
                 for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(error.to_string()));
+                    let _ = reply.send(Err((error.to_string(), error.is_unavailable())));
                 }
             }
         }

@@ -52,11 +52,25 @@ pub enum StoreError {
     Corrupt(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The database could not be reached in time (reported by a component that lost the
+    /// original error, like the lease writer answering a whole batch).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
 impl StoreError {
+    /// No connection could be had in time, or it broke: an outage (or every connection busy)
+    /// rather than a fault of the request, which may succeed when retried.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_)
+                | StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+        )
+    }
+
     pub(crate) fn from_write(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => StoreError::Duplicate,
@@ -66,6 +80,24 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How the store waits for its database.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreSettings {
+    /// The longest a request waits for a PostgreSQL connection before it fails (during an
+    /// outage every database-bound request fails this fast instead of hanging).
+    pub acquire_timeout: Duration,
+}
+
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+        }
+    }
+}
 
 /// Connection pools. SQLite allows one writer at a time, so writes go through a single-connection
 /// pool (no `SQLITE_BUSY` races, no lock upgrades) while reads use several connections in WAL mode.
@@ -83,6 +115,11 @@ pub struct Store {
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
+        Self::open_with(url, StoreSettings::default()).await
+    }
+
+    /// [`Store::open`] with explicit settings.
+    pub async fn open_with(url: &str, settings: StoreSettings) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let store = if url.starts_with("sqlite:") {
             Self::open_sqlite(url).await?
@@ -90,7 +127,7 @@ impl Store {
             let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
             let pool = AnyPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(settings.acquire_timeout)
                 .connect_with(options)
                 .await
                 .context("connecting to PostgreSQL")?;
@@ -168,12 +205,12 @@ impl Store {
 
     /// A transaction for a unit of work that writes.
     pub async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
-        Ok(self.write.begin().await?)
+        Ok(patiently(&self.write, || self.write.begin()).await?)
     }
 
     /// A connection for reads outside a transaction.
     pub async fn read(&self) -> StoreResult<PoolConnection<Any>> {
-        Ok(self.read.acquire().await?)
+        Ok(patiently(&self.read, || self.read.acquire()).await?)
     }
 
     /// For readiness checks: can we reach the database at all?
@@ -202,7 +239,34 @@ impl Store {
     }
 
     pub async fn write_conn(&self) -> StoreResult<PoolConnection<Any>> {
-        Ok(self.write.acquire().await?)
+        Ok(patiently(&self.write, || self.write.acquire()).await?)
+    }
+}
+
+/// Acquire timeouts a request sits out while the pool is merely busy (so at most this many
+/// times the acquire timeout in all).
+const BUSY_ROUNDS: u32 = 5;
+
+/// Takes a connection from `pool`. A timeout is the answer when the database is unreachable
+/// (its connections have failed, so the pool is not full); while every connection of a full pool
+/// is in use, the database answers, just not yet for us (a burst), and the request waits longer.
+async fn patiently<T, F, Fut>(pool: &AnyPool, mut attempt: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut rounds = 1;
+    loop {
+        match attempt().await {
+            Err(sqlx::Error::PoolTimedOut)
+                if rounds < BUSY_ROUNDS
+                    && pool.num_idle() == 0
+                    && pool.size() >= pool.options().get_max_connections() =>
+            {
+                rounds += 1;
+            }
+            outcome => return outcome,
+        }
     }
 }
 

@@ -25,6 +25,7 @@ mod licensing;
 mod mail;
 mod mail_abuse;
 mod ops;
+mod outage;
 mod plans;
 mod portal;
 mod portal_journey;
