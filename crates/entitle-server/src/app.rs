@@ -312,11 +312,35 @@ async fn refuse_oversized(request: Request<Body>, next: Next) -> Response {
     next.run(request).await
 }
 
+/// Answers a request that may have written only once its writes are on disk (SQLite syncs its
+/// log for many requests at once: `store::durability`). A storefront stops retrying at a 2xx, so
+/// an acknowledged purchase must survive a power loss.
+async fn durable_writes(State(state): State<AppState>, request: Request<Body>, next: Next) -> Response {
+    let writes = !request.method().is_safe();
+    let response = next.run(request).await;
+    let acknowledged = response.status().is_success() || response.status().is_redirection();
+    if writes && acknowledged {
+        if let Err(error) = state.store.durable().await {
+            tracing::error!(%error, "could not sync the database log; the write is not acknowledged");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the change could not be confirmed on disk; retry it",
+            )
+            .retry_after(1)
+            .into_response();
+        }
+    }
+    response
+}
+
 pub fn router(state: AppState) -> Router {
+    let durable = axum::middleware::from_fn_with_state(state.clone(), durable_writes);
     let metrics = axum::middleware::from_fn(crate::metrics::track);
     let front_door = axum::middleware::from_fn_with_state(state.clone(), front_door);
     let request_timeout = state.config.request_timeout;
     crate::api::router(state)
+        .layer(durable)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(refuse_oversized))
         .layer(RequestBodyTimeoutLayer::new(request_timeout))

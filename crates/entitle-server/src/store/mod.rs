@@ -2,6 +2,7 @@
 //! `Any` driver (`$n` placeholders, TEXT and BIGINT columns only); the few statements that must
 //! differ are chosen by [`Backend`].
 
+pub mod durability;
 mod migrate;
 mod rows;
 
@@ -28,7 +29,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Transaction};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,6 +111,8 @@ pub struct Store {
     /// Rung after a transaction that queued mail commits, so this instance's mail worker wakes
     /// at once instead of at its next poll.
     mail_signal: Arc<Notify>,
+    /// SQLite: syncs the write-ahead log before write requests are answered (see `durability`).
+    wal_sync: Option<Arc<durability::GroupSync>>,
 }
 
 impl Store {
@@ -136,6 +139,7 @@ impl Store {
                 write: pool,
                 backend: Backend::Postgres,
                 mail_signal: Arc::default(),
+                wal_sync: None,
             }
         } else {
             anyhow::bail!("unsupported database URL: use sqlite://PATH or postgres://…");
@@ -150,7 +154,11 @@ impl Store {
         } else {
             format!("{url}?mode=rwc")
         };
-        if let Some(path) = url.strip_prefix("sqlite://").and_then(|rest| rest.split('?').next()) {
+        let file = url
+            .strip_prefix("sqlite://")
+            .and_then(|rest| rest.split('?').next())
+            .filter(|path| !path.is_empty() && !path.contains(":memory:"));
+        if let Some(path) = file {
             if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
             }
@@ -187,6 +195,7 @@ impl Store {
             write,
             backend: Backend::Sqlite,
             mail_signal: Arc::default(),
+            wal_sync: file.map(|path| durability::GroupSync::wal(PathBuf::from(format!("{path}-wal")))),
         })
     }
 
@@ -206,6 +215,16 @@ impl Store {
     /// A transaction for a unit of work that writes.
     pub async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
         Ok(patiently(&self.write, || self.write.begin()).await?)
+    }
+
+    /// Returns once every transaction committed before this call is on disk (SQLite commits
+    /// reach the write-ahead log in `NORMAL` mode; this syncs the log, shared among callers).
+    /// Write requests call it before they answer.
+    pub async fn durable(&self) -> std::io::Result<()> {
+        match &self.wal_sync {
+            Some(sync) => sync.durable().await,
+            None => Ok(()),
+        }
     }
 
     /// A connection for reads outside a transaction.
