@@ -112,7 +112,7 @@ fn delivery_settings(config: &Config) -> DeliverySettings {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let store = Store::open_with(config.database_url.expose_secret(), config.store_settings()).await?;
+        let store = Store::open_with(config.database_url.expose_secret(), config.store_settings()?).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

@@ -79,6 +79,14 @@ pub struct ConfigLayer {
     /// milliseconds (default 2000): during an outage requests fail this fast instead of hanging.
     #[arg(long, env = "ENTITLE_DB_ACQUIRE_TIMEOUT_MS", global = true)]
     pub db_acquire_timeout_ms: Option<u64>,
+    /// A file holding the master key that seals signing keys at rest (base64 of 32 bytes);
+    /// default: `master.key` in the data directory, generated when absent.
+    #[arg(long, env = "ENTITLE_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself (base64 of 32 bytes); wins over the file. Environment only.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub master_key: Option<String>,
 }
 
 impl ConfigLayer {
@@ -105,6 +113,8 @@ impl ConfigLayer {
                 .rejected_delivery_retention_days
                 .or(lower.rejected_delivery_retention_days),
             db_acquire_timeout_ms: self.db_acquire_timeout_ms.or(lower.db_acquire_timeout_ms),
+            master_key_file: self.master_key_file.or(lower.master_key_file),
+            master_key: self.master_key.or(lower.master_key),
         }
     }
 }
@@ -137,6 +147,8 @@ pub struct Config {
     pub rejected_delivery_retention: chrono::Duration,
     /// The longest wait for a database connection.
     pub db_acquire_timeout: Duration,
+    /// Where the master key (sealing secrets at rest) comes from.
+    pub master_key: crate::custody::MasterKeySource,
 }
 
 impl Config {
@@ -184,7 +196,16 @@ impl Config {
         let mail_sender_domains =
             crate::domain::sender::parse_domains(layer.mail_sender_domains.as_deref().unwrap_or(""))
                 .map_err(|e| anyhow::anyhow!("mail_sender_domains: {e}"))?;
+        let master_key = match (layer.master_key.filter(|k| !k.trim().is_empty()), layer.master_key_file) {
+            (Some(value), _) => crate::custody::MasterKeySource::Value(SecretString::from(value)),
+            (None, Some(path)) => crate::custody::MasterKeySource::File { path, generate: false },
+            (None, None) => crate::custody::MasterKeySource::File {
+                path: data_dir.join("master.key"),
+                generate: true,
+            },
+        };
         Ok(Config {
+            master_key,
             listen,
             metrics_listen: layer.metrics_listen,
             data_dir,
@@ -226,10 +247,12 @@ impl Config {
         }
     }
 
-    pub fn store_settings(&self) -> crate::store::StoreSettings {
-        crate::store::StoreSettings {
+    /// The store's settings, with the master key loaded (or generated).
+    pub fn store_settings(&self) -> anyhow::Result<crate::store::StoreSettings> {
+        Ok(crate::store::StoreSettings {
             acquire_timeout: self.db_acquire_timeout,
-        }
+            sealer: Some(std::sync::Arc::new(crate::custody::Sealer::load(&self.master_key)?)),
+        })
     }
 
     /// The database URL with any password masked, for logs.

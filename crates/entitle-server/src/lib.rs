@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod commerce;
 pub mod config;
+pub mod custody;
 pub mod demo;
 pub mod domain;
 pub mod log_writer;

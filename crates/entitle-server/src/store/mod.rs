@@ -82,12 +82,15 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// How the store waits for its database.
-#[derive(Debug, Clone, Copy)]
+/// How the store waits for its database, and seals secrets.
+#[derive(Debug, Clone)]
 pub struct StoreSettings {
     /// The longest a request waits for a PostgreSQL connection before it fails (during an
     /// outage every database-bound request fails this fast instead of hanging).
     pub acquire_timeout: Duration,
+    /// Seals secrets stored at rest (signing keys); `None` stores them in clear, as older
+    /// versions did (tools and tests that open a database directly).
+    pub sealer: Option<Arc<crate::custody::Sealer>>,
 }
 
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -96,6 +99,7 @@ impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            sealer: None,
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct Store {
     mail_signal: Arc<Notify>,
     /// SQLite: syncs the write-ahead log before write requests are answered (see `durability`).
     wal_sync: Option<Arc<durability::GroupSync>>,
+    /// Seals and opens secrets at rest; `None` when opened without a master key.
+    sealer: Option<Arc<crate::custody::Sealer>>,
 }
 
 impl Store {
@@ -124,7 +130,7 @@ impl Store {
     /// [`Store::open`] with explicit settings.
     pub async fn open_with(url: &str, settings: StoreSettings) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
-        let store = if url.starts_with("sqlite:") {
+        let mut store = if url.starts_with("sqlite:") {
             Self::open_sqlite(url).await?
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
@@ -140,11 +146,18 @@ impl Store {
                 backend: Backend::Postgres,
                 mail_signal: Arc::default(),
                 wal_sync: None,
+                sealer: None,
             }
         } else {
             anyhow::bail!("unsupported database URL: use sqlite://PATH or postgres://…");
         };
         migrate::run(&store).await.context("applying database migrations")?;
+        if let Some(sealer) = settings.sealer {
+            licensing::seal_signing_keys(&store, &sealer)
+                .await
+                .context("sealing the signing keys with the master key")?;
+            store.sealer = Some(sealer);
+        }
         Ok(store)
     }
 
@@ -195,8 +208,13 @@ impl Store {
             write,
             backend: Backend::Sqlite,
             mail_signal: Arc::default(),
+            sealer: None,
             wal_sync: file.map(|path| durability::GroupSync::wal(PathBuf::from(format!("{path}-wal")))),
         })
+    }
+
+    pub fn sealer(&self) -> Option<&crate::custody::Sealer> {
+        self.sealer.as_deref()
     }
 
     pub fn backend(&self) -> Backend {

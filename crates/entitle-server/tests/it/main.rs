@@ -17,6 +17,7 @@ mod console;
 mod console_catalogue;
 mod console_journey;
 mod console_storefronts;
+mod custody;
 mod entitlements;
 mod events;
 mod hardening;
