@@ -31,6 +31,7 @@ use crate::services::mail::MailSettings;
 use crate::services::signing::KeyRing;
 use crate::services::webhook_guard::WebhookGuard;
 use crate::store::Store;
+use crate::supervisor::{supervise, Workers};
 
 /// Request bodies larger than this are refused with 413 before they are read.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -49,6 +50,8 @@ pub struct AppState {
     /// Writes lease refreshes in groups.
     pub leases: LeaseWriter,
     pub mail: Arc<MailSettings>,
+    /// The background workers' health, for `/readyz`.
+    pub workers: Arc<Workers>,
 }
 
 /// A bound, ready-to-run server. Tests build it on port 0 and read the port back.
@@ -138,7 +141,7 @@ fn webhook_settings(config: &Config) -> crate::workers::webhooks::WebhookSetting
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let store = Store::open(config.database_url.expose_secret()).await?;
+        let store = Store::open_with(config.database_url.expose_secret(), config.store_settings()?).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -162,6 +165,7 @@ impl Application {
         }
         let mail = Arc::new(mail_settings(&config));
         let storefronts = Arc::new(storefronts(&config)?);
+        let workers = Arc::new(Workers::default());
         Ok(Application {
             listener,
             metrics_listener,
@@ -172,8 +176,9 @@ impl Application {
                 keys: Arc::new(KeyRing::default()),
                 attempts: Arc::default(),
                 storefronts,
-                leases: LeaseWriter::start(store.clone()),
+                leases: LeaseWriter::start(store.clone(), workers.clone()),
                 mail,
+                workers,
             },
         })
     }
@@ -209,19 +214,24 @@ impl Application {
         let store = state.store.clone();
         let bound = listener.local_addr().unwrap_or(state.config.listen);
         let smtp_url = state.config.smtp_url.as_ref().map(|url| url.expose_secret().to_owned());
-        let transport = Transport::from_settings(
+        let transport = Arc::new(Transport::from_settings(
             smtp_url.as_deref(),
             state.config.smtp_ca_file.as_deref(),
             state.config.mail_dir(),
-        )?;
+        )?);
         let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
-        let worker_stopped_housekeeping = worker_stopped.clone();
-        let worker = crate::mail::spawn_worker(
-            store.clone(),
-            Arc::new(transport),
-            delivery_settings(&state.config, bound),
-            worker_stopped,
-        );
+        let worker = {
+            let (store, settings, stopped) = (
+                store.clone(),
+                delivery_settings(&state.config, bound),
+                worker_stopped.clone(),
+            );
+            supervise(state.workers.clone(), "mail", Some(worker_stopped.clone()), move || {
+                let task =
+                    crate::mail::spawn_worker(store.clone(), transport.clone(), settings.clone(), stopped.clone());
+                crate::supervisor::joined(task)
+            })
+        };
         let limits = ConnectionLimits {
             header_timeout: state.config.header_timeout,
             max_connections: state
@@ -234,15 +244,37 @@ impl Application {
             dir: state.config.mail_dir(),
             retention: state.config.mail_retention.to_std().unwrap_or(std::time::Duration::MAX),
         });
-        let housekeeping =
-            crate::services::housekeeping::spawn(store.clone(), mail_files, worker_stopped_housekeeping.clone());
-        let webhooks = crate::workers::webhooks::spawn(
-            store.clone(),
-            webhook_settings(&state.config),
-            worker_stopped_housekeeping.clone(),
-        );
-        let reminders =
-            crate::workers::reminders::spawn(store.clone(), state.mail.clone(), worker_stopped_housekeeping);
+        let housekeeping = {
+            let (store, stopped) = (store.clone(), worker_stopped.clone());
+            supervise(
+                state.workers.clone(),
+                "housekeeping",
+                Some(worker_stopped.clone()),
+                move || {
+                    let task = crate::services::housekeeping::spawn(store.clone(), mail_files.clone(), stopped.clone());
+                    crate::supervisor::joined(task)
+                },
+            )
+        };
+        let webhooks = {
+            let (store, settings, stopped) = (store.clone(), webhook_settings(&state.config), worker_stopped.clone());
+            supervise(
+                state.workers.clone(),
+                "webhooks",
+                Some(worker_stopped.clone()),
+                move || {
+                    let task = crate::workers::webhooks::spawn(store.clone(), settings.clone(), stopped.clone());
+                    crate::supervisor::joined(task)
+                },
+            )
+        };
+        let reminders = {
+            let (store, mail, stopped) = (store.clone(), state.mail.clone(), worker_stopped.clone());
+            supervise(state.workers.clone(), "reminders", Some(worker_stopped), move || {
+                let task = crate::workers::reminders::spawn(store.clone(), mail.clone(), stopped.clone());
+                crate::supervisor::joined(task)
+            })
+        };
         // The metrics listener stops with the main one; scrapes are quick, so it gets a few
         // connections and a short grace.
         let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
@@ -354,11 +386,35 @@ async fn refuse_oversized(request: Request<Body>, next: Next) -> Response {
     next.run(request).await
 }
 
+/// Answers a request that may have written only once its writes are on disk (SQLite syncs its
+/// log for many requests at once: `store::durability`). A storefront stops retrying at a 2xx, so
+/// an acknowledged purchase must survive a power loss.
+async fn durable_writes(State(state): State<AppState>, request: Request<Body>, next: Next) -> Response {
+    let writes = !request.method().is_safe();
+    let response = next.run(request).await;
+    let acknowledged = response.status().is_success() || response.status().is_redirection();
+    if writes && acknowledged {
+        if let Err(error) = state.store.durable().await {
+            tracing::error!(%error, "could not sync the database log; the write is not acknowledged");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the change could not be confirmed on disk; retry it",
+            )
+            .retry_after(1)
+            .into_response();
+        }
+    }
+    response
+}
+
 pub fn router(state: AppState) -> Router {
+    let durable = axum::middleware::from_fn_with_state(state.clone(), durable_writes);
     let metrics = axum::middleware::from_fn(crate::metrics::track);
     let front_door = axum::middleware::from_fn_with_state(state.clone(), front_door);
     let request_timeout = state.config.request_timeout;
     crate::api::router(state)
+        .layer(durable)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(refuse_oversized))
         .layer(RequestBodyTimeoutLayer::new(request_timeout))

@@ -76,14 +76,17 @@ pub enum StaffCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load(cli.config.as_deref(), cli.settings)?;
+    let mut settings = cli.settings;
+    // From the environment only: a flag would show the key to anyone running `ps`.
+    settings.master_key = std::env::var("ENTITLE_MASTER_KEY").ok();
+    let config = Config::load(cli.config.as_deref(), settings)?;
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Tenant {
             command: TenantCommand::Create { name },
         } => {
             let name = Name::parse(name)?;
-            let store = Store::open(config.database_url.expose_secret()).await?;
+            let store = Store::open_with(config.database_url.expose_secret(), config.store_settings()?).await?;
             let created = services::tenants::create(&store, &name).await?;
             let out = serde_json::json!({
                 "tenant_id": created.tenant.id,
@@ -98,7 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let role = crate::domain::staff::StaffRole::parse(&role)
                 .with_context(|| format!("role {role:?}: use admin, support or viewer"))?;
-            let store = Store::open(config.database_url.expose_secret()).await?;
+            let store = Store::open_with(config.database_url.expose_secret(), config.store_settings()?).await?;
             let (member, link) = services::staff::create(&store, &config.public_url, &tenant, &email, role).await?;
             let out = serde_json::json!({
                 "staff_id": member.id,
@@ -112,7 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo => {
-            let store = Store::open(config.database_url.expose_secret()).await?;
+            let store = Store::open_with(config.database_url.expose_secret(), config.store_settings()?).await?;
             let seeded = demo::seed(&store, &crate::app::mail_settings(&config)).await?;
             writeln!(std::io::stdout(), "{}", demo::instructions(&seeded, &config.public_url))?;
             store.close().await;

@@ -108,6 +108,18 @@ pub struct ConfigLayer {
     /// The deadline of one webhook attempt, in milliseconds (default 15000).
     #[arg(long, env = "ENTITLE_WEBHOOK_TIMEOUT_MS", global = true)]
     pub webhook_timeout_ms: Option<u64>,
+    /// How long a request waits for a PostgreSQL connection before it fails with 503, in
+    /// milliseconds (default 2000): during an outage requests fail this fast instead of hanging.
+    #[arg(long, env = "ENTITLE_DB_ACQUIRE_TIMEOUT_MS", global = true)]
+    pub db_acquire_timeout_ms: Option<u64>,
+    /// A file holding the master key that seals signing keys at rest (base64 of 32 bytes);
+    /// default: `master.key` in the data directory, generated when absent.
+    #[arg(long, env = "ENTITLE_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself (base64 of 32 bytes); wins over the file. Environment only.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub master_key: Option<String>,
 }
 
 impl ConfigLayer {
@@ -143,6 +155,9 @@ impl ConfigLayer {
             webhook_retry_base_ms: self.webhook_retry_base_ms.or(lower.webhook_retry_base_ms),
             webhook_poll_ms: self.webhook_poll_ms.or(lower.webhook_poll_ms),
             webhook_timeout_ms: self.webhook_timeout_ms.or(lower.webhook_timeout_ms),
+            db_acquire_timeout_ms: self.db_acquire_timeout_ms.or(lower.db_acquire_timeout_ms),
+            master_key_file: self.master_key_file.or(lower.master_key_file),
+            master_key: self.master_key.or(lower.master_key),
         }
     }
 }
@@ -184,6 +199,10 @@ pub struct Config {
     pub webhook_retry_base: Duration,
     pub webhook_poll: Duration,
     pub webhook_timeout: Duration,
+    /// The longest wait for a database connection.
+    pub db_acquire_timeout: Duration,
+    /// Where the master key (sealing secrets at rest) comes from.
+    pub master_key: crate::custody::MasterKeySource,
 }
 
 impl Config {
@@ -237,7 +256,16 @@ impl Config {
         let mail_sender_domains =
             crate::domain::sender::parse_domains(layer.mail_sender_domains.as_deref().unwrap_or(""))
                 .map_err(|e| anyhow::anyhow!("mail_sender_domains: {e}"))?;
+        let master_key = match (layer.master_key.filter(|k| !k.trim().is_empty()), layer.master_key_file) {
+            (Some(value), _) => crate::custody::MasterKeySource::Value(SecretString::from(value)),
+            (None, Some(path)) => crate::custody::MasterKeySource::File { path, generate: false },
+            (None, None) => crate::custody::MasterKeySource::File {
+                path: data_dir.join("master.key"),
+                generate: true,
+            },
+        };
         Ok(Config {
+            master_key,
             listen,
             tls,
             metrics_listen: layer.metrics_listen,
@@ -268,6 +296,11 @@ impl Config {
             webhook_retry_base: Duration::from_millis(layer.webhook_retry_base_ms.unwrap_or(30_000).max(1)),
             webhook_poll: Duration::from_millis(layer.webhook_poll_ms.unwrap_or(1_000).max(10)),
             webhook_timeout: Duration::from_millis(layer.webhook_timeout_ms.unwrap_or(15_000).max(100)),
+            db_acquire_timeout: layer
+                .db_acquire_timeout_ms
+                .map_or(crate::store::DEFAULT_ACQUIRE_TIMEOUT, |ms| {
+                    Duration::from_millis(ms.max(1))
+                }),
         })
     }
 
@@ -281,6 +314,14 @@ impl Config {
             Some(url) => mask_password(url.expose_secret()),
             None => format!("files in {}", self.mail_dir().display()),
         }
+    }
+
+    /// The store's settings, with the master key loaded (or generated).
+    pub fn store_settings(&self) -> anyhow::Result<crate::store::StoreSettings> {
+        Ok(crate::store::StoreSettings {
+            acquire_timeout: self.db_acquire_timeout,
+            sealer: Some(std::sync::Arc::new(crate::custody::Sealer::load(&self.master_key)?)),
+        })
     }
 
     /// The database URL with any password masked, for logs.

@@ -5,7 +5,7 @@ async fn main() -> std::process::ExitCode {
     entitle_server::server::tune_allocator();
     // Parsed first: the log format is a flag. (Clap prints its own errors without tracing.)
     let cli = entitle_server::cli::Cli::parse();
-    entitle_server::telemetry::init(cli.log_format);
+    let _flush_logs = entitle_server::telemetry::init(cli.log_format);
     match entitle_server::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

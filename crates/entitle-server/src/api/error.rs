@@ -120,6 +120,15 @@ impl From<ServiceError> for ApiError {
             ServiceError::Rule(rule) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, rule.code, rule.message),
             ServiceError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
             ServiceError::Busy { retry_after_seconds } => ApiError::busy(retry_after_seconds),
+            ServiceError::Store(store) if store.is_unavailable() => {
+                tracing::warn!(error = %store, "the database is unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database cannot be reached; try again shortly",
+                )
+                .retry_after(2)
+            }
             ServiceError::Store(store) => ApiError::internal(anyhow::Error::new(store)),
         }
     }

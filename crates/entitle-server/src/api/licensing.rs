@@ -245,14 +245,18 @@ async fn lease_or_denial(app: &AppState, call: &ActivationCall, outcome: Result<
     match outcome {
         Ok(lease) => lease_response(app, lease).await,
         Err(error) => {
-            let keys = tenant_of_secret(app, &call.secret).await;
+            let keys = tenant_of_secret(app, &call.secret, &error).await;
             denial_response(keys.as_deref(), error, Some(call.nonce.clone()))
         }
     }
 }
 
-/// Denials for a known activation are signed with its tenant's key.
-async fn tenant_of_secret(app: &AppState, secret: &str) -> Option<std::sync::Arc<TenantKeys>> {
+/// Denials for a known activation are signed with its tenant's key. Not looked up when the
+/// database is unreachable: that answer is unsigned anyway, and must not wait twice.
+async fn tenant_of_secret(app: &AppState, secret: &str, error: &LicensingError) -> Option<std::sync::Arc<TenantKeys>> {
+    if matches!(error, LicensingError::Internal(ServiceError::Store(store)) if store.is_unavailable()) {
+        return None;
+    }
     let mut conn = app.store.read().await.ok()?;
     let hash = crate::domain::keys::hash_secret(secret);
     let (tenant_id, _) = crate::store::licensing::activation_by_secret(&mut conn, &hash)
@@ -300,7 +304,7 @@ pub async fn deactivate(State(app): State<AppState>, call: ActivationCall) -> Re
             signed(keys.as_deref(), StatusCode::OK, to_bytes(&body))
         }
         Err(error) => {
-            let keys = tenant_of_secret(&app, &call.secret).await;
+            let keys = tenant_of_secret(&app, &call.secret, &error).await;
             denial_response(keys.as_deref(), error, Some(call.nonce))
         }
     }

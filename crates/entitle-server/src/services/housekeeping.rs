@@ -12,6 +12,7 @@ use crate::store::Store;
 const EVERY: Duration = Duration::from_secs(60);
 
 /// The `.eml` files of the file mail transport, and how long they are kept.
+#[derive(Debug, Clone)]
 pub struct MailFiles {
     pub dir: std::path::PathBuf,
     pub retention: Duration,

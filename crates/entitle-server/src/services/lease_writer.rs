@@ -6,7 +6,8 @@
 //! single writer would otherwise commit once per refresh, this multiplies refresh throughput.
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::store::licensing::{self as db, ActivationLogEntry};
 use crate::store::{Store, StoreError, StoreResult};
@@ -22,7 +23,9 @@ pub struct Extension {
     pub log: ActivationLogEntry,
 }
 
-type Reply = oneshot::Sender<Result<bool, String>>;
+/// `Err((message, unavailable))`: the batch failed, and whether the database was unreachable.
+type Reply = oneshot::Sender<Result<bool, (String, bool)>>;
+type Queue = Arc<Mutex<mpsc::Receiver<(Extension, Reply)>>>;
 
 #[derive(Clone)]
 pub struct LeaseWriter {
@@ -30,10 +33,18 @@ pub struct LeaseWriter {
 }
 
 impl LeaseWriter {
-    /// Starts the writer task; it ends once every `LeaseWriter` clone is dropped.
-    pub fn start(store: Store) -> LeaseWriter {
+    /// Starts the writer task, supervised (a panic restarts it on the same queue; only the
+    /// refreshes of the batch in hand fail); it ends once every `LeaseWriter` clone is dropped.
+    pub fn start(store: Store, workers: Arc<crate::supervisor::Workers>) -> LeaseWriter {
         let (sender, receiver) = mpsc::channel(4 * BATCH);
-        tokio::spawn(run(store, receiver));
+        let queue: Queue = Arc::new(Mutex::new(receiver));
+        crate::supervisor::supervise(workers, "lease_writer", None, move || {
+            let (store, queue) = (store.clone(), queue.clone());
+            async move {
+                run(store, queue).await;
+                Ok(())
+            }
+        });
         LeaseWriter { sender }
     }
 
@@ -42,14 +53,18 @@ impl LeaseWriter {
         let (reply, answer) = oneshot::channel();
         let closed = || StoreError::Other(anyhow::anyhow!("the lease writer has stopped"));
         self.sender.send((extension, reply)).await.map_err(|_| closed())?;
-        answer
-            .await
-            .map_err(|_| closed())?
-            .map_err(|e| StoreError::Other(anyhow::anyhow!(e)))
+        answer.await.map_err(|_| closed())?.map_err(|(message, unavailable)| {
+            if unavailable {
+                StoreError::Unavailable(message)
+            } else {
+                StoreError::Other(anyhow::anyhow!(message))
+            }
+        })
     }
 }
 
-async fn run(store: Store, mut receiver: mpsc::Receiver<(Extension, Reply)>) {
+async fn run(store: Store, queue: Queue) {
+    let mut receiver = queue.lock().await;
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
         crate::metrics::lease_batch(batch.len());
@@ -62,7 +77,7 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<(Extension, Reply)>) {
             Err(error) => {
                 tracing::error!(%error, refreshes = batch.len(), "could not write lease refreshes");
                 for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(error.to_string()));
+                    let _ = reply.send(Err((error.to_string(), error.is_unavailable())));
                 }
             }
         }

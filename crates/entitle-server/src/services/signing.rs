@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use super::{ServiceError, ServiceResult};
+use crate::custody::Sealer;
 use crate::domain::ids;
 use crate::store::{self, Store, StoreError};
 
@@ -24,24 +25,34 @@ pub struct KeyRing {
     tenants: RwLock<HashMap<String, Arc<TenantKeys>>>,
 }
 
-fn signer_from(stored: &store::licensing::StoredSigningKey) -> ServiceResult<Signer> {
-    let seed: [u8; 32] = STANDARD
-        .decode(&stored.seed)
-        .ok()
+/// The key's seed: sealed under the master key, or in clear when the store has no master key.
+fn signer_from(stored: &store::licensing::StoredSigningKey, sealer: Option<&Sealer>) -> ServiceResult<Signer> {
+    let bytes = match sealer {
+        Some(sealer) if crate::custody::is_sealed(&stored.seed) => sealer.open(&stored.seed, &stored.kid).ok(),
+        _ => STANDARD.decode(&stored.seed).ok(),
+    };
+    let seed: [u8; 32] = bytes
         .and_then(|bytes| bytes.try_into().ok())
         .ok_or_else(|| ServiceError::Store(StoreError::Corrupt(format!("signing key {}", stored.kid))))?;
     Ok(Signer::from_seed(stored.kid.clone(), &seed))
 }
 
-/// Creates a new signing key for the tenant in the caller's transaction.
+/// Creates a new signing key for the tenant in the caller's transaction, sealed when the store
+/// has a master key.
 pub(crate) async fn create_key(
     conn: &mut sqlx::AnyConnection,
+    sealer: Option<&Sealer>,
     tenant_id: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> ServiceResult<()> {
     let mut seed = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut seed);
-    store::licensing::insert_signing_key(conn, tenant_id, &ids::new_id("key_sig"), &STANDARD.encode(seed), now).await?;
+    let kid = ids::new_id("key_sig");
+    let stored = match sealer {
+        Some(sealer) => sealer.seal(&seed, &kid).map_err(StoreError::Other)?,
+        None => STANDARD.encode(seed),
+    };
+    store::licensing::insert_signing_key(conn, tenant_id, &kid, &stored, now).await?;
     Ok(())
 }
 
@@ -59,15 +70,15 @@ impl KeyRing {
             }
             drop(conn);
             let mut tx = store.begin().await?;
-            create_key(&mut tx, tenant_id, super::now()).await?;
+            create_key(&mut tx, store.sealer(), tenant_id, super::now()).await?;
             tx.commit().await?;
             stored = store::licensing::signing_keys(&mut *store.read().await?, tenant_id).await?;
         }
         let active = stored.iter().find(|k| !k.retired).unwrap_or(&stored[0]);
-        let signer = signer_from(active)?;
+        let signer = signer_from(active, store.sealer())?;
         let public = stored
             .iter()
-            .map(signer_from)
+            .map(|key| signer_from(key, store.sealer()))
             .map(|s| s.map(|s| s.public_key()))
             .collect::<ServiceResult<Vec<_>>>()?;
         let jwks = serde_json::to_vec(&Jwks::from_keys(public.iter()))

@@ -36,7 +36,7 @@ pub async fn create(store: &Store, name: &Name) -> ServiceResult<NewTenant> {
     .await?;
     let key_name = Name::parse("First admin key")?;
     let (_, admin_key) = api_keys::insert(&mut tx, &ctx, key_name, Role::Admin).await?;
-    super::signing::create_key(&mut tx, &tenant.id, now).await?;
+    super::signing::create_key(&mut tx, store.sealer(), &tenant.id, now).await?;
     tx.commit().await?;
     Ok(NewTenant { tenant, admin_key })
 }

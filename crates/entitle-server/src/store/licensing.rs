@@ -56,6 +56,46 @@ pub async fn signing_keys(conn: &mut AnyConnection, tenant_id: &str) -> StoreRes
         .collect()
 }
 
+/// Seals every signing key still stored in clear (written by a version without a master key),
+/// in one transaction, and checks that the master key opens the sealed ones: a wrong key stops
+/// the start instead of failing every signature later.
+pub(crate) async fn seal_signing_keys(store: &super::Store, sealer: &crate::custody::Sealer) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use base64::Engine;
+    let mut tx = store.begin().await?;
+    let rows = sqlx::query("SELECT id, seed FROM signing_keys ORDER BY id")
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut sealed = 0;
+    let mut checked = false;
+    for row in &rows {
+        let (kid, seed) = (row.text("id")?, row.text("seed")?);
+        if crate::custody::is_sealed(&seed) {
+            if !checked {
+                sealer.open(&seed, &kid).with_context(|| {
+                    format!("signing key {kid}: is this the master key the database was sealed with?")
+                })?;
+                checked = true;
+            }
+            continue;
+        }
+        let plain = base64::engine::general_purpose::STANDARD
+            .decode(&seed)
+            .with_context(|| format!("signing key {kid} is not readable"))?;
+        sqlx::query("UPDATE signing_keys SET seed = $1 WHERE id = $2")
+            .bind(sealer.seal(&plain, &kid)?)
+            .bind(&kid)
+            .execute(&mut *tx)
+            .await?;
+        sealed += 1;
+    }
+    tx.commit().await?;
+    if sealed > 0 {
+        tracing::info!(sealed, "sealed signing keys stored in clear by an older version");
+    }
+    Ok(())
+}
+
 // ---- activations ----
 
 const ACTIVATION_COLUMNS: &str =

@@ -2,6 +2,7 @@
 //! `Any` driver (`$n` placeholders, TEXT and BIGINT columns only); the few statements that must
 //! differ are chosen by [`Backend`].
 
+pub mod durability;
 mod migrate;
 mod rows;
 
@@ -30,7 +31,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Transaction};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,11 +55,25 @@ pub enum StoreError {
     Corrupt(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The database could not be reached in time (reported by a component that lost the
+    /// original error, like the lease writer answering a whole batch).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
 impl StoreError {
+    /// No connection could be had in time, or it broke: an outage (or every connection busy)
+    /// rather than a fault of the request, which may succeed when retried.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_)
+                | StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+        )
+    }
+
     pub(crate) fn from_write(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => StoreError::Duplicate,
@@ -68,6 +83,28 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How the store waits for its database, and seals secrets.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// The longest a request waits for a PostgreSQL connection before it fails (during an
+    /// outage every database-bound request fails this fast instead of hanging).
+    pub acquire_timeout: Duration,
+    /// Seals secrets stored at rest (signing keys); `None` stores them in clear, as older
+    /// versions did (tools and tests that open a database directly).
+    pub sealer: Option<Arc<crate::custody::Sealer>>,
+}
+
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            sealer: None,
+        }
+    }
+}
 
 /// Connection pools. SQLite allows one writer at a time, so writes go through a single-connection
 /// pool (no `SQLITE_BUSY` races, no lock upgrades) while reads use several connections in WAL mode.
@@ -80,19 +117,28 @@ pub struct Store {
     /// Rung after a transaction that queued mail commits, so this instance's mail worker wakes
     /// at once instead of at its next poll.
     mail_signal: Arc<Notify>,
+    /// SQLite: syncs the write-ahead log before write requests are answered (see `durability`).
+    wal_sync: Option<Arc<durability::GroupSync>>,
+    /// Seals and opens secrets at rest; `None` when opened without a master key.
+    sealer: Option<Arc<crate::custody::Sealer>>,
 }
 
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
+        Self::open_with(url, StoreSettings::default()).await
+    }
+
+    /// [`Store::open`] with explicit settings.
+    pub async fn open_with(url: &str, settings: StoreSettings) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
-        let store = if url.starts_with("sqlite:") {
+        let mut store = if url.starts_with("sqlite:") {
             Self::open_sqlite(url).await?
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
             let pool = AnyPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(settings.acquire_timeout)
                 .connect_with(options)
                 .await
                 .context("connecting to PostgreSQL")?;
@@ -101,11 +147,19 @@ impl Store {
                 write: pool,
                 backend: Backend::Postgres,
                 mail_signal: Arc::default(),
+                wal_sync: None,
+                sealer: None,
             }
         } else {
             anyhow::bail!("unsupported database URL: use sqlite://PATH or postgres://…");
         };
         migrate::run(&store).await.context("applying database migrations")?;
+        if let Some(sealer) = settings.sealer {
+            licensing::seal_signing_keys(&store, &sealer)
+                .await
+                .context("sealing the signing keys with the master key")?;
+            store.sealer = Some(sealer);
+        }
         Ok(store)
     }
 
@@ -115,7 +169,11 @@ impl Store {
         } else {
             format!("{url}?mode=rwc")
         };
-        if let Some(path) = url.strip_prefix("sqlite://").and_then(|rest| rest.split('?').next()) {
+        let file = url
+            .strip_prefix("sqlite://")
+            .and_then(|rest| rest.split('?').next())
+            .filter(|path| !path.is_empty() && !path.contains(":memory:"));
+        if let Some(path) = file {
             if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
             }
@@ -152,7 +210,13 @@ impl Store {
             write,
             backend: Backend::Sqlite,
             mail_signal: Arc::default(),
+            sealer: None,
+            wal_sync: file.map(|path| durability::GroupSync::wal(PathBuf::from(format!("{path}-wal")))),
         })
+    }
+
+    pub fn sealer(&self) -> Option<&crate::custody::Sealer> {
+        self.sealer.as_deref()
     }
 
     pub fn backend(&self) -> Backend {
@@ -170,12 +234,22 @@ impl Store {
 
     /// A transaction for a unit of work that writes.
     pub async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
-        Ok(self.write.begin().await?)
+        Ok(patiently(&self.write, || self.write.begin()).await?)
+    }
+
+    /// Returns once every transaction committed before this call is on disk (SQLite commits
+    /// reach the write-ahead log in `NORMAL` mode; this syncs the log, shared among callers).
+    /// Write requests call it before they answer.
+    pub async fn durable(&self) -> std::io::Result<()> {
+        match &self.wal_sync {
+            Some(sync) => sync.durable().await,
+            None => Ok(()),
+        }
     }
 
     /// A connection for reads outside a transaction.
     pub async fn read(&self) -> StoreResult<PoolConnection<Any>> {
-        Ok(self.read.acquire().await?)
+        Ok(patiently(&self.read, || self.read.acquire()).await?)
     }
 
     /// For readiness checks: can we reach the database at all?
@@ -204,7 +278,34 @@ impl Store {
     }
 
     pub async fn write_conn(&self) -> StoreResult<PoolConnection<Any>> {
-        Ok(self.write.acquire().await?)
+        Ok(patiently(&self.write, || self.write.acquire()).await?)
+    }
+}
+
+/// Acquire timeouts a request sits out while the pool is merely busy (so at most this many
+/// times the acquire timeout in all).
+const BUSY_ROUNDS: u32 = 5;
+
+/// Takes a connection from `pool`. A timeout is the answer when the database is unreachable
+/// (its connections have failed, so the pool is not full); while every connection of a full pool
+/// is in use, the database answers, just not yet for us (a burst), and the request waits longer.
+async fn patiently<T, F, Fut>(pool: &AnyPool, mut attempt: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut rounds = 1;
+    loop {
+        match attempt().await {
+            Err(sqlx::Error::PoolTimedOut)
+                if rounds < BUSY_ROUNDS
+                    && pool.num_idle() == 0
+                    && pool.size() >= pool.options().get_max_connections() =>
+            {
+                rounds += 1;
+            }
+            outcome => return outcome,
+        }
     }
 }
 

@@ -243,6 +243,12 @@ impl TestApp {
     pub async fn another_instance(&self, configure: impl FnOnce(&mut ConfigLayer)) -> TestApp {
         let name = self.pg_database.clone().expect("a PostgreSQL test");
         let url = self.database_url_of(&name);
+        // Instances of one database share its master key.
+        let master_key = self.data_dir.0.join("master.key");
+        let configure = move |layer: &mut ConfigLayer| {
+            layer.master_key_file = Some(master_key);
+            configure(layer);
+        };
         let mut other = Self::start(self.backend, TempDir::new(), Some((url, name)), configure).await;
         other.pg_database = None; // the first instance drops the database
         other
