@@ -9,3 +9,4 @@ mod forgery;
 mod offline;
 mod refresher;
 mod seats;
+mod tls;
