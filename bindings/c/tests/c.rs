@@ -127,7 +127,9 @@ fn compile(compiler: &str, source: &str, standard: &str, output: &Path) {
         .arg("-L")
         .arg(&lib)
         .arg("-lentitle")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        // DT_RPATH, not RUNPATH: it wins over the LD_LIBRARY_PATH cargo sets for tests, which
+        // may name a directory holding another libentitle.so.
+        .arg(format!("-Wl,--disable-new-dtags,-rpath,{}", lib.display()))
         .output()
         .unwrap_or_else(|e| panic!("{compiler} is needed for this test: {e}"));
     assert!(

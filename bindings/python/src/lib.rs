@@ -449,7 +449,8 @@ fn verify_licence_file(
 }
 
 #[pymodule]
-fn entitle(m: &Bound<'_, PyModule>) -> PyResult<()> {
+#[pyo3(name = "entitle")]
+fn entitle_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Client>()?;
     m.add_class::<Checkout>()?;
