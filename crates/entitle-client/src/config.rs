@@ -96,6 +96,8 @@ pub struct Config {
     pub(crate) refresh: RefreshSchedule,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) clock_tolerance: i64,
+    /// Extra trust anchors for the server's TLS certificate, besides the built-in web roots.
+    pub(crate) root_certificates: Vec<reqwest::Certificate>,
 }
 
 impl fmt::Debug for Config {
@@ -111,6 +113,7 @@ impl fmt::Debug for Config {
             .field("timeout", &self.timeout)
             .field("refresh", &self.refresh)
             .field("clock_tolerance", &self.clock_tolerance)
+            .field("root_certificates", &self.root_certificates.len())
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +160,7 @@ impl Config {
             refresh: RefreshSchedule::default(),
             clock: Arc::new(SystemClock),
             clock_tolerance: entitle_protocol::lease::CLOCK_SKEW_SECONDS,
+            root_certificates: Vec::new(),
         })
     }
 
@@ -189,6 +193,19 @@ impl Config {
     pub fn with_clock_tolerance(mut self, tolerance: Duration) -> Config {
         self.clock_tolerance = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
         self
+    }
+
+    /// Also trusts the certificate authorities in `pem` (one or more PEM certificates) for the
+    /// server's TLS certificate: the private CA of an on-premises server. The built-in web roots
+    /// stay trusted; `https://` works without this for a server with a public certificate.
+    pub fn with_root_certificate(mut self, pem: &[u8]) -> Result<Config> {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| Error::Config(format!("not a PEM certificate: {e}")))?;
+        if certificates.is_empty() {
+            return Err(Error::Config("no PEM certificate in the root certificate".into()));
+        }
+        self.root_certificates.extend(certificates);
+        Ok(self)
     }
 
     /// The seat id this configuration activates.
@@ -227,4 +244,15 @@ mod tests {
         let error = Config::new("http://x", "t", "p", r#"{"keys": []}"#, "seat", "/tmp/c").unwrap_err();
         assert!(matches!(error, Error::Config(_)));
     }
+
+    #[test]
+    fn refuses_a_root_certificate_that_is_not_pem() {
+        let config = Config::new("https://x", "t", "p", JWKS_SAMPLE, "seat", "/tmp/c").unwrap();
+        assert!(matches!(
+            config.with_root_certificate(b"not a certificate"),
+            Err(Error::Config(_))
+        ));
+    }
+
+    const JWKS_SAMPLE: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1","alg":"EdDSA","use":"sig"}]}"#;
 }

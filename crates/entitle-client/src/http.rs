@@ -57,9 +57,13 @@ enum Attempt {
 
 impl Transport {
     pub fn new(config: &Config) -> Result<Transport> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
-            .user_agent(concat!("entitle-client/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("entitle-client/", env!("CARGO_PKG_VERSION")));
+        for certificate in &config.root_certificates {
+            builder = builder.add_root_certificate(certificate.clone());
+        }
+        let http = builder
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         Ok(Transport {

@@ -6,6 +6,8 @@ mod harness;
 mod clock;
 mod flow;
 mod forgery;
+mod jose;
 mod offline;
 mod refresher;
 mod seats;
+mod tls;
